@@ -1,0 +1,203 @@
+"""Family specs: what differs between dLLM families, keyed by HF `architectures[0]`.
+
+Ids (mask, EOS, stop) are read from the checkpoint's config / generation config /
+tokenizer; the published defaults here are only fallbacks.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from .registry import Registry
+
+Attention = Literal["bidirectional", "block_causal"]
+Alignment = Literal["generation", "absolute"]
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    architecture: str  # HF architectures[0]
+    model_type: str  # config.json model_type
+    attention: Attention
+    logit_shift: bool  # token i is read from the logits at i - 1
+    block_alignment: Alignment  # blocks start at generation start, or at absolute position 0
+    default_block_size: int  # semi-AR block (full attention) / trained block (block-causal)
+    block_size_key: str | None  # config key holding the trained block size (block-causal)
+    default_algorithm: str
+    default_steps: int | None  # denoising steps per block by default (None = block size)
+    default_threshold: float | None
+    default_mask_id: int
+    default_eos_ids: tuple[int, ...]  # EOS, end-of-turn, stop tokens: generation ends at any
+    generator: str  # reference generator name (core.reference.generators registry)
+    reference_model: str  # "module:Class" of the reference network
+    config_class: str  # "module:Class" of the transformers config class
+    mask_token: str | None = None  # tokenizer name of the mask token (fallback for its id)
+    stop_tokens: tuple[str, ...] = ()  # tokenizer names of extra stops (e.g. end-of-turn)
+    sub_block_size: int | None = None  # Fast-dLLM v2 sub-blocks
+    max_len_key: str = "max_position_embeddings"
+
+    def load_class(self, which: Literal["reference_model", "config_class"]) -> type:
+        module, _, name = getattr(self, which).partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+FAMILIES: Registry[FamilySpec] = Registry("dLLM architecture")
+
+_M = "dllm_backend.core.reference.models"
+_C = "dllm_backend.core.configs"
+
+
+def _add(spec: FamilySpec) -> None:
+    FAMILIES.add(spec.architecture, spec)
+
+
+_add(FamilySpec(
+    architecture="LLaDAModelLM", model_type="llada", attention="bidirectional", logit_shift=False,
+    block_alignment="generation", default_block_size=32, block_size_key=None,
+    default_algorithm="low_confidence", default_steps=None, default_threshold=None,
+    default_mask_id=126336, default_eos_ids=(126081, 126348), generator="full_attention",
+    reference_model=f"{_M}.llada:LLaDAModelLM", config_class=f"{_C}.llada:LLaDAConfig",
+    mask_token="<|mdm_mask|>", stop_tokens=("<|endoftext|>", "<|eot_id|>"),
+    max_len_key="max_sequence_length",
+))
+_add(FamilySpec(
+    architecture="LLaDAMoEModelLM", model_type="lladamoe", attention="bidirectional",
+    logit_shift=False, block_alignment="generation", default_block_size=32, block_size_key=None,
+    default_algorithm="low_confidence", default_steps=None, default_threshold=None,
+    default_mask_id=156895, default_eos_ids=(156892,), generator="full_attention",
+    reference_model=f"{_M}.llada_moe:LLaDAMoEModelLM", config_class=f"{_C}.llada_moe:LLaDAMoEConfig",
+    mask_token="<|mdm_mask|>", stop_tokens=("<|endoftext|>", "<|eot_id|>", "<|role_end|>"),
+))
+_add(FamilySpec(
+    architecture="DreamModel", model_type="Dream", attention="bidirectional", logit_shift=True,
+    block_alignment="generation", default_block_size=0, block_size_key=None,
+    default_algorithm="entropy", default_steps=None, default_threshold=None,
+    default_mask_id=151666, default_eos_ids=(151643,), generator="full_attention",
+    reference_model=f"{_M}.dream:DreamModel", config_class=f"{_C}.dream:DreamConfig",
+    mask_token="<|mask|>", stop_tokens=("<|endoftext|>", "<|im_end|>"),
+))
+_add(FamilySpec(
+    architecture="SDARForCausalLM", model_type="sdar", attention="block_causal", logit_shift=False,
+    block_alignment="absolute", default_block_size=4, block_size_key="block_size",
+    default_algorithm="low_confidence_dynamic", default_steps=None, default_threshold=0.85,
+    default_mask_id=151669, default_eos_ids=(151643,), generator="block_diffusion",
+    reference_model=f"{_M}.sdar:SDARForCausalLM", config_class=f"{_C}.sdar:SDARConfig",
+    mask_token="<|MASK|>", stop_tokens=("<|endoftext|>", "<|im_end|>"),
+))
+_add(FamilySpec(
+    architecture="SDARMoeForCausalLM", model_type="sdar_moe", attention="block_causal",
+    logit_shift=False, block_alignment="absolute", default_block_size=4, block_size_key="block_size",
+    default_algorithm="low_confidence_dynamic", default_steps=None, default_threshold=0.85,
+    default_mask_id=151669, default_eos_ids=(151643,), generator="block_diffusion",
+    reference_model=f"{_M}.sdar_moe:SDARMoeForCausalLM", config_class=f"{_C}.sdar_moe:SDARMoeConfig",
+    mask_token="<|MASK|>", stop_tokens=("<|endoftext|>", "<|im_end|>"),
+))
+_add(FamilySpec(
+    architecture="LLaDA2MoeModelLM", model_type="llada2_moe", attention="block_causal",
+    logit_shift=False, block_alignment="absolute", default_block_size=32, block_size_key="block_size",
+    default_algorithm="low_confidence_dynamic", default_steps=None, default_threshold=0.95,
+    default_mask_id=156895, default_eos_ids=(156892,), generator="block_diffusion",
+    reference_model=f"{_M}.llada2:LLaDA2MoeModelLM", config_class=f"{_C}.llada2:LLaDA2MoeConfig",
+    mask_token="<|mask|>", stop_tokens=("<|endoftext|>", "<|role_end|>"),
+))
+_add(FamilySpec(
+    architecture="Fast_dLLM_QwenForCausalLM", model_type="Fast_dLLM_Qwen", attention="block_causal",
+    logit_shift=True, block_alignment="absolute", default_block_size=32, block_size_key="bd_size",
+    default_algorithm="threshold", default_steps=None, default_threshold=0.95,
+    default_mask_id=151665, default_eos_ids=(151645,), generator="fast_dllm_v2",
+    reference_model=f"{_M}.fast_dllm:Fast_dLLM_QwenForCausalLM",
+    config_class=f"{_C}.fast_dllm:Fast_dLLM_QwenConfig", sub_block_size=8,
+    mask_token="|<MASK>|", stop_tokens=("<|im_end|>",),
+))
+
+
+@dataclass(frozen=True)
+class ResolvedFamily:
+    """A family spec with the ids and sizes of one concrete checkpoint."""
+
+    spec: FamilySpec
+    mask_id: int
+    eos_ids: tuple[int, ...]
+    block_size: int  # default block (full attention) or the trained block (block-causal)
+    vocab_size: int
+    max_len: int
+
+    def check_block_size(self, block_size: int) -> int:
+        """Validates a requested block size for this checkpoint; returns it."""
+        if not isinstance(block_size, int) or isinstance(block_size, bool) or block_size < 1:
+            raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+        if self.spec.attention == "block_causal" and block_size != self.block_size:
+            raise ValueError(
+                f"block_size {block_size} is not valid for {self.spec.architecture}: it was trained "
+                f"with block-causal attention over blocks of {self.block_size}; valid choices: {self.block_size}"
+            )
+        sub = self.spec.sub_block_size
+        if sub is not None and block_size % sub:
+            raise ValueError(f"block_size {block_size} must be a multiple of the sub-block size {sub}")
+        return block_size
+
+
+def _ids(value: Any) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, int):
+        return (value,)
+    return tuple(int(v) for v in value)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def spec_for(config: Mapping[str, Any]) -> FamilySpec:
+    archs = config.get("architectures") or []
+    if not archs:
+        raise ValueError("config.json has no 'architectures'; cannot tell the dLLM family")
+    return FAMILIES.get(archs[0])
+
+
+def resolve(
+    config: Mapping[str, Any],
+    generation_config: Mapping[str, Any] | None = None,
+    special_tokens: Mapping[str, int] | None = None,
+) -> ResolvedFamily:
+    """Reads ids and sizes of a checkpoint from its config dicts, with family fallbacks.
+
+    special_tokens: the tokenizer's added tokens (name -> id), used for the mask id when
+    the config lacks one and for the family's extra stop tokens (e.g. end-of-turn).
+    """
+    spec = spec_for(config)
+    gen = generation_config or {}
+    tok = special_tokens or {}
+    mask_id = config.get("mask_token_id", gen.get("mask_token_id"))
+    if mask_id is None:
+        mask_id = tok.get(spec.mask_token or "", spec.default_mask_id)
+    eos = _ids(gen.get("eos_token_id")) + _ids(config.get("eos_token_id"))
+    eos += tuple(tok[name] for name in spec.stop_tokens if name in tok)
+    eos = tuple(dict.fromkeys(eos)) or spec.default_eos_ids
+    block = spec.default_block_size
+    if spec.block_size_key is not None:
+        block = int(config.get(spec.block_size_key, block))
+    max_len = int(config.get(spec.max_len_key) or config.get("max_position_embeddings") or 1 << 30)
+    return ResolvedFamily(
+        spec=spec, mask_id=int(mask_id), eos_ids=eos, block_size=block,
+        vocab_size=int(config["vocab_size"]), max_len=max_len,
+    )
+
+
+def _special_tokens(model_dir: Path) -> dict[str, int]:
+    added = _read_json(model_dir / "tokenizer.json").get("added_tokens", [])
+    return {t["content"]: int(t["id"]) for t in added}
+
+
+def resolve_dir(model_dir: str | Path) -> ResolvedFamily:
+    """`resolve` for a checkpoint directory (config.json, generation_config.json, tokenizer.json)."""
+    d = Path(model_dir)
+    if not (d / "config.json").is_file():
+        raise ValueError(f"{str(d)!r} is not a checkpoint directory: no config.json")
+    return resolve(
+        _read_json(d / "config.json"), _read_json(d / "generation_config.json"), _special_tokens(d)
+    )

@@ -1,0 +1,1 @@
+"""The reference oracle: pure-PyTorch networks and generation loops per dLLM family."""

@@ -1,0 +1,46 @@
+"""The contract of a reference network (one per architecture, in `reference/models/`).
+
+A reference network mirrors the HF module tree, so its `state_dict()` keys are exactly
+the real checkpoint's tensor names, and computes raw (unshifted) logits:
+
+    forward(input_ids [R, L] long, positions [R, L] long,
+            mask [R, L, S] bool | None  (True = may attend; S = cached + L; None = see all),
+            cache: KVCache | None, write: CacheWrite = "none") -> logits [R, L, V] float32
+
+Attention patterns (bidirectional / block-causal) are the generator's business: it
+passes the mask. Shifting logits for shifted families is the generator's business too.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from .kv_cache import CacheWrite, KVCache
+
+
+class ReferenceModel(nn.Module):
+    #: names that may be missing from a checkpoint because they are tied to another tensor
+    tied_weights: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, config) -> None:
+        super().__init__()
+        self.config = config
+
+    @property
+    def num_layers(self) -> int:
+        raise NotImplementedError  # pragma: no cover - abstract, each network defines it
+
+    def new_cache(self) -> KVCache:
+        return KVCache(self.num_layers)
+
+    def forward(  # pragma: no cover - abstract
+        self,
+        input_ids: torch.Tensor,
+        positions: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        write: CacheWrite = "none",
+    ) -> torch.Tensor:
+        raise NotImplementedError

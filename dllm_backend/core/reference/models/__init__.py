@@ -1,0 +1,1 @@
+"""Reference networks, one module per architecture (state_dict keys == real checkpoint names)."""
