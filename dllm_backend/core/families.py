@@ -64,12 +64,15 @@ _add(FamilySpec(
     max_len_key="max_sequence_length",
 ))
 _add(FamilySpec(
+    # NOTE: the real LLaDA-MoE config.json says model_type "llada" like LLaDA-8B; AutoConfig
+    # holds one class per model_type, so ours registers as "lladamoe" and loading goes by
+    # `architectures` (which is how every loader here and in the adapters dispatches).
     architecture="LLaDAMoEModelLM", model_type="lladamoe", attention="bidirectional",
     logit_shift=False, block_alignment="generation", default_block_size=32, block_size_key=None,
     default_algorithm="low_confidence", default_steps=None, default_threshold=None,
     default_mask_id=156895, default_eos_ids=(156892,), generator="full_attention",
     reference_model=f"{_M}.llada_moe:LLaDAMoEModelLM", config_class=f"{_C}.llada_moe:LLaDAMoEConfig",
-    mask_token="<|mdm_mask|>", stop_tokens=("<|endoftext|>", "<|eot_id|>", "<|role_end|>"),
+    mask_token="<|mask|>", stop_tokens=("<|endoftext|>", "<|eot_id|>", "<|role_end|>"),
 ))
 _add(FamilySpec(
     architecture="DreamModel", model_type="Dream", attention="bidirectional", logit_shift=True,

@@ -8,9 +8,12 @@ so a step has no per-row Python loop and no host sync and can run in a CUDA grap
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Mapping, Protocol
 
 import torch
+
+if TYPE_CHECKING:
+    from .params import ParamBatch
 
 
 @dataclass(frozen=True)
@@ -75,9 +78,25 @@ class StepOutput:
 
 
 class Policy(Protocol):
-    """A registered denoising algorithm (see `policies.registry`)."""
+    """A registered denoising algorithm (see `policies.registry.POLICIES`).
+
+    name:       the `DecodeConfig.algorithm` string it is registered under
+    defaults:   values `validate` puts into the config's `None` knobs for this algorithm
+    schedule:   "llada" (fixed count per step from the block's initial masks), "dream"
+                (count from Dream's timesteps) or "adaptive" (count decided by the logits)
+    state_keys: the `BlockState.extra` entries it owns (each [R, ...])
+    """
 
     name: str
+    defaults: Mapping[str, float | int]
+    schedule: str
+    state_keys: tuple[str, ...]
+
+    def init_state(
+        self, state: BlockState, mask_id: int, vocab_size: int | None
+    ) -> dict[str, torch.Tensor]:
+        """Initial `extra` entries for every row of `state` (called once per block)."""
+        ...
 
     def step(
         self,
@@ -85,4 +104,7 @@ class Policy(Protocol):
         state: BlockState,
         params: "ParamBatch",
         mask_id: int,
-    ) -> StepOutput: ...
+    ) -> StepOutput:
+        """One denoising step; may update its own `state.extra` entries in place,
+        never any other field of `state` (the caller advances step / rng_offset / tokens)."""
+        ...

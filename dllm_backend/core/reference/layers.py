@@ -34,12 +34,15 @@ class Rotary(nn.Module):
     def __init__(self, head_dim: int, theta: float, partial_factor: float = 1.0) -> None:
         super().__init__()
         self.rotary_dim = int(head_dim * partial_factor)
-        inv = 1.0 / (theta ** (torch.arange(0, self.rotary_dim, 2, dtype=torch.int64).float() / self.rotary_dim))
-        self.register_buffer("inv_freq", inv, persistent=False)
+        self.theta = theta
 
     def cos_sin(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # positions [R, L] -> cos, sin [R, 1, L, rotary_dim]
-        freqs = positions.float()[..., None] * self.inv_freq.float()
+        # NOTE: frequencies are rebuilt in float32 each call rather than kept as a buffer,
+        # because `model.to(bfloat16)` would round a buffer and shift every angle.
+        exponents = torch.arange(0, self.rotary_dim, 2, dtype=torch.int64, device=positions.device).float()
+        inv_freq = 1.0 / (self.theta ** (exponents / self.rotary_dim))
+        freqs = positions.float()[..., None] * inv_freq
         emb = torch.cat((freqs, freqs), dim=-1)
         return emb.cos()[:, None], emb.sin()[:, None]
 
