@@ -1,4 +1,4 @@
-"""`dllm-backend` command line: make-tiny and generate (the reference generator)."""
+"""`dllm-backend` command line: make-tiny, generate (the reference generator) and serve (vLLM)."""
 from __future__ import annotations
 
 import argparse
@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", action="store_true", help="do not apply the chat template")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_decode_args(p)
+
+    p = sub.add_parser(
+        "serve", help="serve a checkpoint with vLLM's OpenAI server (the rest of the line goes to vLLM)",
+        description="Runs `python -m vllm.entrypoints.openai.api_server --model MODEL_DIR [vLLM args...]` "
+        "with CPU defaults (--enforce-eager, VLLM_CPU_KVCACHE_SPACE=1) unless given.",
+    )
+    p.add_argument("--no-cpu-defaults", action="store_true", help="pass the vLLM arguments exactly as given")
+    p.add_argument("model_dir")
+    p.add_argument("vllm_args", nargs=argparse.REMAINDER, help="vLLM server arguments, e.g. --port 8000")
     return parser
 
 
@@ -121,6 +130,14 @@ def _generate(args: argparse.Namespace) -> int:
     )
     print(f"tokens committed per step: {result.tokens_per_step}")
     return 0
+
+
+@command("serve")
+def _serve(args: argparse.Namespace) -> int:
+    from .vllm_adapter.serve import exec_server
+
+    exec_server(args.model_dir, args.vllm_args, cpu_defaults=not args.no_cpu_defaults)
+    return 0  # not reached: the process is now vLLM's server
 
 
 def main(argv: Sequence[str] | None = None) -> int:

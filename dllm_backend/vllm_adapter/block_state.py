@@ -3,7 +3,8 @@
 The core policies work on a batch `BlockState` of R requests; the runner keeps one R=1
 state per request between steps (requests join and leave the batch every step) and
 stacks the rows of the requests denoising in a step, so one `policies.step` call serves
-the whole batch.
+all rows of one width. A request's block may be denoised in several windows one after
+the other (Fast-dLLM v2 sub-blocks); the policy state covers the current window only.
 """
 from __future__ import annotations
 
@@ -17,32 +18,66 @@ from ..core.policies.base import BlockState, DecodeConfig
 
 @dataclass
 class RequestBlock:
-    """One request's block being denoised: `start` is its first position, `state` R=1 rows."""
+    """One request's block [lo, hi): `tokens` [1, hi - lo] (mask id where undecided),
+    `committed` the request's committed tokens when the block started (positions below
+    stay), the policy window [w_lo, w_hi) and its R=1 `state`."""
 
-    start: int
-    state: BlockState
+    lo: int
+    hi: int
+    tokens: torch.Tensor
+    committed: int
     decode: DecodeConfig
+    w_lo: int = 0
+    w_hi: int = 0
+    state: BlockState | None = None
+
+    def window_tokens(self) -> torch.Tensor:
+        return self.tokens[:, self.w_lo - self.lo : self.w_hi - self.lo]  # [1, W]
 
 
-def start_block(
-    start: int, tokens: torch.Tensor, editable: torch.Tensor, decode: DecodeConfig,
-    eos_ids: tuple[int, ...], mask_id: int, rng_offset: int,
-) -> RequestBlock:
-    """A fresh block. tokens / editable: [1, B]. Mirrors the reference `denoise_block`:
-    `decode.steps` steps, else one per masked editable position; the RNG offset continues
-    the request's step count."""
+def start_window(
+    block: RequestBlock, w_lo: int, w_hi: int, eos_ids: tuple[int, ...], mask_id: int,
+    rng_offset: int, schedule_len: int | None,
+) -> None:
+    """Starts the policy on [w_lo, w_hi). Mirrors the reference `denoise_block`: `decode.steps`
+    steps, else one per scheduled position (`schedule_len`, or the masked editable
+    positions when None); the RNG offset continues the request's step count."""
+    block.w_lo, block.w_hi = w_lo, w_hi
+    tokens = block.window_tokens().clone()  # [1, W]
+    editable = (torch.arange(w_lo, w_hi) >= block.committed)[None]  # [1, W]: prompt / committed stay
     masks = int(((tokens == mask_id) & editable).sum())
-    num_steps = torch.tensor([decode.steps or max(masks, 1)], dtype=torch.long)
+    spread = masks if schedule_len is None else schedule_len
+    decode = block.decode
+    num_steps = torch.tensor([decode.steps or max(spread, 1)], dtype=torch.long)
     offset = torch.tensor([rng_offset], dtype=torch.long)
     params = policies.ParamBatch.from_configs([decode], eos_ids, tokens.device)
     state = policies.new_block_state(tokens, editable, params, mask_id, num_steps, offset)
-    return RequestBlock(start=start, state=state, decode=decode)
+    if schedule_len is not None:
+        state.initial_masks.fill_(schedule_len)
+    block.state = state
 
 
-def stack(blocks: list[RequestBlock]) -> BlockState:
-    """R=1 states -> one [R, ...] state (every block has the same length B)."""
-    states = [b.state for b in blocks]
-    extra_keys = states[0].extra.keys()
+def window_has_masks(block: RequestBlock, w_lo: int, w_hi: int, mask_id: int) -> bool:
+    part = block.tokens[0, w_lo - block.lo : w_hi - block.lo]
+    editable = torch.arange(w_lo, w_hi) >= block.committed
+    return bool(((part == mask_id) & editable).any())
+
+
+def stack(states: list[BlockState]) -> BlockState:
+    """R=1 states of one width -> one [R, ...] state. Policies of different algorithms keep
+    different `extra` entries: a row without an entry gets zeros (every policy's initial
+    value), and only rows of the owning algorithm ever read it."""
+    keys: dict[str, torch.Tensor] = {}
+    for s in states:
+        for k, v in s.extra.items():
+            keys.setdefault(k, v)
+
+    def extra(k: str, s: BlockState) -> torch.Tensor:
+        v = s.extra.get(k)
+        if v is None or v.shape[1:] != keys[k].shape[1:]:
+            return torch.zeros((1,) + tuple(keys[k].shape[1:]), dtype=keys[k].dtype, device=keys[k].device)
+        return v
+
     return BlockState(
         tokens=torch.cat([s.tokens for s in states]),
         editable=torch.cat([s.editable for s in states]),
@@ -50,7 +85,7 @@ def stack(blocks: list[RequestBlock]) -> BlockState:
         num_steps=torch.cat([s.num_steps for s in states]),
         initial_masks=torch.cat([s.initial_masks for s in states]),
         rng_offset=torch.cat([s.rng_offset for s in states]),
-        extra={k: torch.cat([s.extra[k] for s in states]) for k in extra_keys},
+        extra={k: torch.cat([extra(k, s) for s in states]) for k in keys},
     )
 
 

@@ -26,7 +26,7 @@ class DllmConfigHook(VerifyAndUpdateConfig):
         from .validator import validator_for
 
         model_config = vllm_config.model_config
-        spec = ServeSpec.from_model_dir(model_config.model)
+        spec = ServeSpec.from_vllm_config(vllm_config)
         if not current_platform.is_cpu():
             raise ValueError(
                 f"the dllm_backend vLLM adapter runs on the CPU platform only for now; "
@@ -42,10 +42,14 @@ class DllmConfigHook(VerifyAndUpdateConfig):
         # no async scheduling; committed KV depends on block alignment, so no prefix cache.
         sched.async_scheduling = False
         vllm_config.cache_config.enable_prefix_caching = False
-        if sched.max_num_batched_tokens is not None and sched.max_num_batched_tokens < spec.block:
+        # a denoising query is scheduled all-or-nothing: a block (block-causal) or, for full
+        # attention, up to the whole canvas (prompt + max_tokens <= max_model_len)
+        query = spec.block if spec.family.spec.attention == "block_causal" else model_config.max_model_len
+        if sched.max_num_batched_tokens is not None and sched.max_num_batched_tokens < query:
             raise ValueError(
-                f"max_num_batched_tokens {sched.max_num_batched_tokens} is smaller than the "
-                f"block size {spec.block}: a block is scheduled all-or-nothing"
+                f"max_num_batched_tokens {sched.max_num_batched_tokens} is smaller than the largest "
+                f"denoising query ({query} tokens) of {spec.family.spec.architecture}: a query is "
+                f"scheduled all-or-nothing"
             )
         # per-request decoding knobs are checked in the front end, before admission
         procs = list(model_config.logits_processors or [])

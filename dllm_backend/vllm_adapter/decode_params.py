@@ -1,39 +1,125 @@
-"""Per-request `DecodeConfig` from vLLM's `SamplingParams` (engine-free: reads attributes only).
+"""Per-request decoding settings from vLLM's `SamplingParams`: knobs, server defaults, family rules.
 
-Decoding knobs travel in `SamplingParams.extra_args` under the `DecodeConfig` field names
-(e.g. `{"algorithm": "low_confidence", "steps": 4}`; the OpenAI server's `vllm_xargs`
-fills the same dict). Temperature, top-p, top-k and seed come from the SamplingParams
-themselves unless extra_args sets them. Missing algorithm / steps / threshold take the
-family's defaults. Invalid values raise ValueError naming the field (`policies.validate`).
+Engine-free (reads attributes only, never imports vLLM), so it is testable without an engine.
+
+Where a request's settings come from, lowest priority first:
+1. the family: its default algorithm, and that algorithm's published steps / threshold;
+2. server-wide defaults, `--additional-config '{"dllm": {"algorithm": ..., ...}}'`
+   (`ServedDecoding.from_additional_config`); checked at launch;
+3. the standard fields of the request: temperature, top_p, top_k, seed (server-wide
+   defaults for these are vLLM's own `--override-generation-config`);
+4. `SamplingParams.extra_args` (the OpenAI body's `vllm_xargs`) under the `DecodeConfig`
+   field names, plus `block_size` and `cache_mode`.
+Every value is checked with the core's rules (`policies.validate`,
+`ResolvedFamily.check_block_size`); a bad one raises `KnobError`, a ValueError naming the
+field, which the front end turns into HTTP 400 before the request is admitted.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
-from ..core.families import FamilySpec
+from ..core.families import FamilySpec, ResolvedFamily
 from ..core.policies.base import DecodeConfig
+from ..core.reference.generators import CACHE_MODES
 
 DECODE_FIELDS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(DecodeConfig))
+REQUEST_FIELDS: frozenset[str] = frozenset({"block_size", "cache_mode"})
+KNOBS: frozenset[str] = DECODE_FIELDS | REQUEST_FIELDS
+# standard SamplingParams fields: their server-wide defaults belong to vLLM's generation config
+SAMPLING_FIELDS: frozenset[str] = frozenset({"temperature", "top_p", "top_k", "seed"})
+# NOTE: keys vLLM itself puts into extra_args (disaggregated serving); passed through untouched
+ENGINE_KEYS: frozenset[str] = frozenset({"kv_transfer_params", "ec_transfer_params", "kv_cache_report_mode"})
+_FLAGS = frozenset(f.name for f in dataclasses.fields(DecodeConfig) if f.type in ("bool", bool))
+ADDITIONAL_CONFIG_KEY = "dllm"
 
 
-def _from_sampling(params: Any) -> dict[str, Any]:
+class KnobError(ValueError):
+    """A bad decoding setting; `field` names it (the OpenAI error's `param`)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class RequestDecoding:
+    """One request's validated settings: the policy config, the block size and cache mode."""
+
+    decode: DecodeConfig
+    block_size: int
+    cache_mode: str
+
+
+# SamplingParams features a denoising step cannot honour: field -> (is it requested?, why not)
+_UNSUPPORTED: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "logprobs": (lambda v: v is not None, "log-probabilities of committed tokens are not computed"),
+    "prompt_logprobs": (lambda v: v is not None, "prompt log-probabilities are not computed"),
+    "structured_outputs": (lambda v: v is not None, "grammars constrain left-to-right decoding only"),
+    "logit_bias": (bool, "the denoising policies read raw logits"),
+    "allowed_token_ids": (bool, "the denoising policies read raw logits"),
+    "bad_words": (bool, "the denoising policies read raw logits"),
+}
+
+
+def check_supported(params: Any) -> None:
+    """Refuses standard fields that diffusion decoding would otherwise silently ignore."""
+    for name, (requested, why) in _UNSUPPORTED.items():
+        if requested(getattr(params, name, None)):
+            raise KnobError(name, f"{name} is not supported by diffusion decoding: {why}")
+
+
+def _from_sampling(params: Any, fallback_seed: int | None) -> dict[str, Any]:
     """The knobs SamplingParams already carries, in DecodeConfig terms."""
     out: dict[str, Any] = {"temperature": float(params.temperature), "top_p": float(params.top_p)}
     top_k = int(params.top_k or 0)
     out["top_k"] = 0 if top_k < 0 else top_k  # vLLM's -1 means "off", like our 0
-    if params.seed is not None:
-        out["seed"] = int(params.seed)
+    seed = params.seed if params.seed is not None else fallback_seed
+    if seed is not None:
+        out["seed"] = int(seed)
     return out
 
 
-def decode_config(params: Any, spec: FamilySpec) -> DecodeConfig:
-    """Builds and validates one request's DecodeConfig from its SamplingParams."""
+def _check_names(knobs: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
+    for name in knobs:
+        if name not in allowed and name not in ENGINE_KEYS:
+            raise KnobError(
+                name, f"unknown decoding knob {name!r} in {where}; valid knobs: {', '.join(sorted(allowed))}"
+            )
+
+
+def _as_flag(name: str, value: Any) -> Any:
+    # NOTE: the OpenAI body's vllm_xargs holds str / int / float only, so JSON true arrives as 1
+    if name in _FLAGS and not isinstance(value, bool) and isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    return value
+
+
+def _validated(knobs: dict[str, Any]) -> DecodeConfig:
+    """policies.validate, one field at a time first so that an error names its field."""
     from ..core import policies
 
+    algorithm = knobs["algorithm"]
+    try:
+        policies.validate(DecodeConfig(algorithm=algorithm))
+    except ValueError as e:
+        raise KnobError("algorithm", str(e)) from None
+    for name, value in knobs.items():
+        if name == "algorithm":
+            continue
+        try:
+            policies.validate(DecodeConfig(algorithm=algorithm, **{name: value}))
+        except ValueError as e:
+            raise KnobError(name, str(e)) from None
+    return policies.validate(DecodeConfig(**knobs))
+
+
+def _decode(params: Any, spec: FamilySpec, defaults: Mapping[str, Any], fallback_seed: int | None) -> DecodeConfig:
     extra: Mapping[str, Any] = params.extra_args or {}
-    knobs = _from_sampling(params)
-    knobs.update({k: v for k, v in extra.items() if k in DECODE_FIELDS})
+    knobs = _from_sampling(params, fallback_seed)
+    knobs.update({k: v for k, v in defaults.items() if k in DECODE_FIELDS})
+    knobs.update({k: _as_flag(k, v) for k, v in extra.items() if k in DECODE_FIELDS})
     if knobs.get("algorithm") is None:
         knobs["algorithm"] = spec.default_algorithm
         # the family's published defaults belong to its default algorithm only
@@ -41,4 +127,104 @@ def decode_config(params: Any, spec: FamilySpec) -> DecodeConfig:
         knobs.setdefault("threshold", spec.default_threshold)
     elif knobs.get("threshold") is None and knobs["algorithm"] == spec.default_algorithm:
         knobs["threshold"] = spec.default_threshold
-    return policies.validate(DecodeConfig(**knobs))
+    return _validated(knobs)
+
+
+def _block_size(value: Any, family: ResolvedFamily, max_tokens: int | None) -> int:
+    if value is None:
+        value = family.block_size
+        if value == 0:  # the family's default block is the whole canvas (Dream)
+            value = max_tokens or family.max_len
+    try:
+        return family.check_block_size(value)
+    except ValueError as e:
+        raise KnobError("block_size", str(e)) from None
+
+
+def _cache_mode(value: Any, spec: FamilySpec) -> str:
+    if value is None:
+        return "exact"
+    if not isinstance(value, str) or value not in CACHE_MODES:
+        raise KnobError("cache_mode", f"unknown cache_mode {value!r}; valid choices: {', '.join(CACHE_MODES)}")
+    if spec.attention == "block_causal" and value != "exact":
+        raise KnobError(
+            "cache_mode",
+            f"cache_mode {value!r} is for full-attention families; {spec.architecture} is block-causal "
+            f"and its KV cache is exact: use 'exact'",
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class ServedDecoding:
+    """The served checkpoint's family plus the server-wide knob defaults (validated)."""
+
+    family: ResolvedFamily
+    defaults: tuple[tuple[str, Any], ...] = ()  # (knob, value) pairs: hashable, frozen
+
+    def __post_init__(self) -> None:
+        defaults = dict(self.defaults)
+        _check_names(defaults, KNOBS - SAMPLING_FIELDS, f"additional_config[{ADDITIONAL_CONFIG_KEY!r}]")
+        try:
+            self.request(_NeutralParams())
+        except KnobError as e:
+            raise KnobError(e.field, f"additional_config[{ADDITIONAL_CONFIG_KEY!r}]: {e}") from None
+
+    @classmethod
+    def from_additional_config(cls, family: ResolvedFamily, additional_config: Any) -> "ServedDecoding":
+        """Reads `additional_config["dllm"]` (vLLM's `--additional-config` JSON)."""
+        section = (additional_config or {}).get(ADDITIONAL_CONFIG_KEY) if isinstance(additional_config, Mapping) else None
+        if section is None:
+            return cls(family)
+        if not isinstance(section, Mapping):
+            raise ValueError(
+                f"additional_config[{ADDITIONAL_CONFIG_KEY!r}] must be a JSON object of decoding knobs, "
+                f"got {section!r}"
+            )
+        return cls(family, tuple(sorted((k, _as_flag(k, v)) for k, v in section.items())))
+
+    @classmethod
+    def for_spec(cls, spec: FamilySpec) -> "ServedDecoding":
+        """Without a checkpoint: the family's published ids and block size stand in for its own."""
+        family = ResolvedFamily(
+            spec=spec, mask_id=spec.default_mask_id, eos_ids=spec.default_eos_ids,
+            block_size=spec.default_block_size, vocab_size=0, max_len=1 << 30,
+        )
+        return cls(family)
+
+    def request(self, params: Any, fallback_seed: int | None = None) -> RequestDecoding:
+        """Validates one request's SamplingParams; `fallback_seed` stands in for a missing seed."""
+        extra: Mapping[str, Any] = params.extra_args or {}
+        _check_names(extra, KNOBS, "extra_args (vllm_xargs)")
+        check_supported(params)
+        defaults = dict(self.defaults)
+        pick = lambda name: extra.get(name, defaults.get(name))  # noqa: E731
+        decode = _decode(params, self.family.spec, defaults, fallback_seed)
+        if decode.cfg_scale > 0:
+            raise KnobError(
+                "cfg_scale", f"cfg_scale {decode.cfg_scale:g} is not served by the vLLM adapter: the "
+                f"unconditional pass would need a second sequence per request",
+            )
+        return RequestDecoding(
+            decode=decode,
+            block_size=_block_size(pick("block_size"), self.family, getattr(params, "max_tokens", None)),
+            cache_mode=_cache_mode(pick("cache_mode"), self.family.spec),
+        )
+
+
+@dataclass(frozen=True)
+class _NeutralParams:
+    """A request that sets nothing: validates server defaults on their own at launch."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+    max_tokens: int | None = None
+    extra_args: Mapping[str, Any] | None = None
+
+
+def decode_config(params: Any, spec: FamilySpec) -> DecodeConfig:
+    """The policy config of one request, without server defaults (`ServedDecoding.request`
+    is the full path); kept for callers that hold only the family spec."""
+    return _decode(params, spec, {}, None)

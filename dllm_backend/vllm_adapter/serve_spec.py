@@ -1,35 +1,54 @@
-"""What the adapter needs to know about the served checkpoint: ids, block size, block boundaries.
+"""What the adapter needs to know about the served checkpoint: ids, default block, layout, cache mode.
 
 Engine-free (no vLLM import): built from the checkpoint directory with the core's
-`families.resolve_dir`, so the engine and the reference read the same ids.
+`families.resolve_dir`, so the engine and the reference read the same ids. The block
+layout (`layouts.LAYOUTS`) is the family's reference generator's name.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 from ..core.families import ResolvedFamily, resolve_dir
+from ..core.reference.generators import CACHE_MODES
+from .layouts import LAYOUTS, Layout
+
+# `--additional-config` key of the server's default cache mode (full-attention families)
+CACHE_MODE_KEY = "dllm_cache_mode"
 
 
 @dataclass(frozen=True)
 class ServeSpec:
-    """One served checkpoint. `block` is the denoising block (the trained block for
-    block-causal families). Blocks are aligned to absolute position 0."""
+    """One served checkpoint. `block` is the family's default denoising block (the trained
+    block for block-causal families; 0 = the whole canvas for Dream); `cache_mode` is the
+    server's default for requests that do not set one."""
 
     family: ResolvedFamily
     block: int
+    cache_mode: str = "exact"
 
     @classmethod
-    def from_model_dir(cls, model_dir: str | Path) -> "ServeSpec":
+    def from_model_dir(
+        cls, model_dir: str | Path, additional_config: Mapping[str, Any] | None = None
+    ) -> "ServeSpec":
         family = resolve_dir(model_dir)
-        if family.spec.attention != "block_causal" or family.spec.block_alignment != "absolute":
-            raise ValueError(
-                f"{family.spec.architecture} is not served by the vLLM adapter yet: it supports "
-                f"block-causal families with blocks aligned to position 0 (e.g. SDARForCausalLM)"
-            )
-        if family.spec.logit_shift:
-            raise ValueError(f"{family.spec.architecture} has shifted logits, not served by the vLLM adapter yet")
-        return cls(family=family, block=family.block_size)
+        LAYOUTS.get(family.spec.generator)  # a family without a layout is refused here
+        settings = additional_config if isinstance(additional_config, Mapping) else {}
+        mode = settings.get(CACHE_MODE_KEY, "exact")
+        if mode not in CACHE_MODES:
+            raise ValueError(f"{CACHE_MODE_KEY} {mode!r} is unknown; valid choices: {', '.join(CACHE_MODES)}")
+        if family.spec.attention == "block_causal":
+            mode = "exact"  # block-causal KV is exact; the knob is for full-attention families
+        return cls(family=family, block=family.block_size, cache_mode=mode)
+
+    @classmethod
+    def from_vllm_config(cls, vllm_config: Any) -> "ServeSpec":
+        return cls.from_model_dir(vllm_config.model_config.model, vllm_config.additional_config)
+
+    @property
+    def layout(self) -> Layout:
+        return LAYOUTS.get(self.family.spec.generator)
 
     @property
     def mask_id(self) -> int:
@@ -38,11 +57,3 @@ class ServeSpec:
     @property
     def eos_ids(self) -> tuple[int, ...]:
         return self.family.eos_ids
-
-    def floor(self, pos: int) -> int:
-        """Start of the block holding position `pos` (or `pos` itself on a boundary)."""
-        return pos - pos % self.block
-
-    def next_boundary(self, pos: int) -> int:
-        """First block boundary strictly after `pos`."""
-        return self.floor(pos) + self.block

@@ -28,30 +28,51 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x2, x1), dim=-1)
 
 
-class Rotary(nn.Module):
-    """NeoX-style (rotate_half) RoPE over the first `rotary_dim` channels, in float32."""
+def rope_cos_sin(positions: torch.Tensor, rotary_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """NeoX RoPE tables in float32: positions [R, L] -> cos, sin [R, 1, L, rotary_dim].
 
-    def __init__(self, head_dim: int, theta: float, partial_factor: float = 1.0) -> None:
-        super().__init__()
-        self.rotary_dim = int(head_dim * partial_factor)
-        self.theta = theta
+    NOTE: the inverse frequencies are rebuilt per call rather than kept as a buffer,
+    because `model.to(bfloat16)` would round a buffer and shift every angle.
+    """
+    exponents = torch.arange(0, rotary_dim, 2, dtype=torch.int64, device=positions.device).float()
+    inv_freq = 1.0 / (theta ** (exponents / rotary_dim))  # [rotary_dim / 2]
+    freqs = positions.float()[..., None] * inv_freq  # [R, L, rotary_dim / 2]
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos()[:, None], emb.sin()[:, None]
 
-    def cos_sin(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # positions [R, L] -> cos, sin [R, 1, L, rotary_dim]
-        # NOTE: frequencies are rebuilt in float32 each call rather than kept as a buffer,
-        # because `model.to(bfloat16)` would round a buffer and shift every angle.
-        exponents = torch.arange(0, self.rotary_dim, 2, dtype=torch.int64, device=positions.device).float()
-        inv_freq = 1.0 / (self.theta ** (exponents / self.rotary_dim))
-        freqs = positions.float()[..., None] * inv_freq
-        emb = torch.cat((freqs, freqs), dim=-1)
-        return emb.cos()[:, None], emb.sin()[:, None]
 
-    def apply(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        # x [R, H, L, D]; only the first rotary_dim channels rotate (partial RoPE)
-        rot, rest = x[..., : self.rotary_dim], x[..., self.rotary_dim :]
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, float32: bool = False) -> torch.Tensor:
+    """Rotates the first `cos.shape[-1]` channels of x [R, H, L, D] (partial RoPE passes the rest).
+
+    float32=True rotates in float32 and casts the result (LLaDA's `rope_full_precision`);
+    otherwise cos/sin are cast to x's dtype first, as HF Llama/Qwen code does. The two
+    agree exactly in float32 and differ only in bf16/fp16 rounding.
+    """
+    rot_dim = cos.shape[-1]
+    rot, rest = x[..., :rot_dim], x[..., rot_dim:]
+    if float32:
         rot_f = rot.float()
         rot = (rot_f * cos + rotate_half(rot_f) * sin).to(x.dtype)
-        return torch.cat((rot, rest), dim=-1) if rest.shape[-1] else rot
+    else:
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+        rot = rot * cos + rotate_half(rot) * sin
+    return torch.cat((rot, rest), dim=-1) if rest.shape[-1] else rot
+
+
+class Rotary(nn.Module):
+    """NeoX RoPE over the first `head_dim * partial_factor` channels (see `apply_rope`)."""
+
+    def __init__(self, head_dim: int, theta: float, partial_factor: float = 1.0, float32: bool = False) -> None:
+        super().__init__()
+        self.rotary_dim = int(head_dim * partial_factor)
+        self.theta = float(theta)
+        self.float32 = float32
+
+    def cos_sin(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return rope_cos_sin(positions, self.rotary_dim, self.theta)
+
+    def apply(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        return apply_rope(x, cos, sin, self.float32)
 
 
 def attention(

@@ -20,9 +20,9 @@ Stopping: after each block, if a generated position holds a stop id
 `max_tokens`, then after its first stop id (LLaDA2 cuts at `gen_length` then at EOS; SDAR
 returns the block-padded canvas and leaves the cut to the caller).
 
-The per-step unmask count of fixed-step schedules comes from the policy, which spreads the
-block's *masked* positions over the steps; SDAR and LLaDA2 spread the whole block length.
-The two agree on every block without prompt tokens and whenever steps == block size.
+Fixed-step schedules spread the whole block length over the steps, as SDAR's and
+LLaDA2's `get_num_transfer_tokens(block_length, steps)` do, also on the prompt's partial
+block (where a step's quota may exceed the masks left: it then commits what is left).
 """
 from __future__ import annotations
 
@@ -75,7 +75,8 @@ def _generate(
         tokens = canvas[:, lo:hi].clone()  # [1, B]
         editable = positions[:, lo:hi] >= prompt_len  # [1, B]: prompt positions stay
         tokens = denoise_block(
-            _block_logits_fn(forward, b), tokens, editable, request.decode, params, fam.mask_id, stats
+            _block_logits_fn(forward, b), tokens, editable, request.decode, params, fam.mask_id, stats,
+            schedule_len=block,
         )
         canvas[:, lo:hi] = tokens
         forward.commit(b, need_logits=False)

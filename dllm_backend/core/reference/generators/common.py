@@ -28,6 +28,7 @@ def denoise_block(
     mask_id: int,
     stats: LoopStats,
     max_steps: int | None = None,
+    schedule_len: int | None = None,
 ) -> torch.Tensor:
     """Runs policy steps on one block until the policy says it is done.
 
@@ -36,11 +37,17 @@ def denoise_block(
     tokens [1, B] (mask_id where undecided), editable [1, B]. Returns the final [1, B].
     `max_steps` bounds the loop (default: 4 * B + the editing policies' post-edit steps),
     a guard against a policy that stops committing; exceeding it raises RuntimeError.
+    `schedule_len`: what fixed schedules spread over the steps. None = the block's masked
+    positions (LLaDA, Dream); the block length for SDAR / LLaDA2, whose loops schedule
+    the whole block even when prompt tokens fill part of it (then steps default to it too).
     """
     masks = int(((tokens == mask_id) & editable).sum())
-    num_steps = torch.tensor([decode.steps or max(masks, 1)], dtype=torch.long, device=tokens.device)
+    spread = masks if schedule_len is None else schedule_len
+    num_steps = torch.tensor([decode.steps or max(spread, 1)], dtype=torch.long, device=tokens.device)
     offset = torch.tensor([stats.steps], dtype=torch.long, device=tokens.device)
     state = policies.new_block_state(tokens, editable, params, mask_id, num_steps, offset)
+    if schedule_len is not None:
+        state.initial_masks.fill_(schedule_len)
     limit = max_steps or 4 * tokens.shape[1] + int(decode.max_post_edit_steps or 0) + int(num_steps)
     for _ in range(limit):
         out = policies.step(logits_fn(state.tokens), state, params, mask_id)

@@ -1,51 +1,21 @@
-"""Numerics and plumbing shared by the reference networks of this folder.
+"""Plumbing shared by the reference networks of this folder.
 
-- `Fp32Rotary`: `layers.Rotary` (rotation in float32) whose frequencies stay float32 when the
-  model is cast: `layers.Rotary` keeps them in a buffer, which `model.to(torch.bfloat16)`
-  rounds, while the originals always build cos/sin from float32 frequencies.
-- `HFRotary`: RoPE the way HF Llama/Qwen2/OLMoE code applies it (cos/sin built in float32,
-  then cast to the activation dtype and applied in that dtype). Both agree exactly in float32
-  and differ in bf16.
-- `init_normal_`: `_init_weights`-style random init driven by one `torch.Generator`.
-- `check_inputs`: the forward contract's shape checks, with `ValueError`s naming the value.
-- `padding_index`: the embedding pad row of HF-layout models, validated against the vocab.
+- `init_normal_`: HF `_init_weights`-style random init driven by one `torch.Generator`;
+  `kaiming_uniform_` for weights the originals leave at nn.Linear's default.
+- `check_inputs` / `check_supported`: the forward contract's checks and the config features
+  the networks do not implement, as `ValueError`s naming the value.
+- `padding_index`, `head_dim_of`: small config readers.
+- `FusedWeightRMSNorm`: SDAR's norm (flash-attn's fused kernel applies the weight in float32).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
 from ..kv_cache import CacheWrite, KVCache
-from ..layers import Rotary, rotate_half
-
-
-class Fp32Rotary(Rotary):
-    """NeoX RoPE over the first `rotary_dim` channels, rotated in float32."""
-
-    def __init__(self, head_dim: int, theta: float, partial_factor: float = 1.0) -> None:
-        super().__init__(head_dim, theta, partial_factor)
-        self.theta = float(theta)
-
-    def cos_sin(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # positions [R, L] -> cos, sin [R, 1, L, rotary_dim] float32; frequencies rebuilt in
-        # float32 because the inherited buffer follows the model's dtype
-        steps = torch.arange(0, self.rotary_dim, 2, dtype=torch.int64, device=positions.device).float()
-        inv_freq = 1.0 / (self.theta ** (steps / self.rotary_dim))
-        freqs = positions.float()[..., None] * inv_freq
-        emb = torch.cat((freqs, freqs), dim=-1)
-        return emb.cos()[:, None], emb.sin()[:, None]
-
-
-class HFRotary(Fp32Rotary):
-    """NeoX RoPE over the first `rotary_dim` channels, applied in the activation dtype."""
-
-    def apply(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        # x [R, H, L, D]; cos, sin [R, 1, L, rotary_dim] float32. NOTE: HF casts cos/sin to
-        # x.dtype *before* rotating, so in bf16 the product is rounded like the original.
-        rot, rest = x[..., : self.rotary_dim], x[..., self.rotary_dim :]
-        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-        rot = rot * cos + rotate_half(rot) * sin
-        return torch.cat((rot, rest), dim=-1) if rest.shape[-1] else rot
+from ..layers import RMSNorm
 
 
 @torch.no_grad()
@@ -109,3 +79,40 @@ def check_inputs(
         raise ValueError(
             f"mask must be bool [R, L, S] = [{r}, {length}, {keys}], got {mask.dtype} {tuple(mask.shape)}"
         )
+
+
+@torch.no_grad()
+def kaiming_uniform_(weight: torch.Tensor, generator: torch.Generator) -> None:
+    """`nn.init.kaiming_uniform_(w, a=sqrt(5))` (nn.Linear's default), drawn from `generator`."""
+    bound = 1.0 / math.sqrt(weight.shape[1])  # gain sqrt(1/3) * sqrt(3 / fan_in)
+    weight.uniform_(-bound, bound, generator=generator)
+
+
+def check_supported(config, name: str) -> None:
+    """Rejects config features the reference networks do not implement, naming the value."""
+    scaling = getattr(config, "rope_scaling", None)
+    if scaling:
+        raise ValueError(f"{name}: rope_scaling {scaling!r} is not supported (default RoPE only)")
+    if getattr(config, "use_sliding_window", False):
+        raise ValueError(f"{name}: use_sliding_window=True is not supported (full attention only)")
+    act = getattr(config, "hidden_act", "silu")
+    if act != "silu":
+        raise ValueError(f"{name}: hidden_act {act!r} is not supported; valid: 'silu'")
+
+
+def head_dim_of(config) -> int:
+    """The config's `head_dim`, or hidden / heads where the family has no such key (Qwen2)."""
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+
+
+class FusedWeightRMSNorm(RMSNorm):
+    """RMSNorm as flash-attn's fused `rms_norm_fn`: the weight multiplies in float32, then one cast.
+
+    SDAR's modeling code always normalises with that kernel (HF's form casts before the
+    weight); the two differ only below float32.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (h * self.weight.float()).to(x.dtype)

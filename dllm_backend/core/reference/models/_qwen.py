@@ -1,4 +1,4 @@
-"""The Qwen2 / Qwen3 module tree shared by SDAR, SDAR-MoE and Fast-dLLM v2.
+"""The Qwen2 / Qwen3 module tree shared by Dream, SDAR, SDAR-MoE and Fast-dLLM v2.
 
 Tensor names: `model.embed_tokens`, `model.layers.{i}.{input_layernorm, self_attn.{q,k,v,o}_proj,
 self_attn.{q,k}_norm (Qwen3 only), post_attention_layernorm, mlp.*}`, `model.norm`, `lm_head`.
@@ -13,8 +13,8 @@ from torch import nn
 
 from ..base import ReferenceModel
 from ..kv_cache import CacheWrite, KVCache
-from ..layers import RMSNorm, cached_attention
-from ._hf_common import apply_rope, check_inputs, check_supported, head_dim_of, init_hf_weights, rope_cos_sin
+from ..layers import RMSNorm, apply_rope, cached_attention, rope_cos_sin
+from ._common import check_inputs, check_supported, head_dim_of, init_normal_, padding_index
 
 
 class QwenAttention(nn.Module):
@@ -78,7 +78,8 @@ class QwenModel(nn.Module):
 
     def __init__(self, config, layers: list[QwenDecoderLayer], norm_cls: type[RMSNorm]) -> None:
         super().__init__()
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        # NOTE: HF Qwen2/Qwen3 pass padding_idx=pad_token_id: its row starts at zero
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, padding_index(config))
         self.layers = nn.ModuleList(layers)
         self.norm = norm_cls(config.hidden_size, config.rms_norm_eps)
 
@@ -106,7 +107,7 @@ class QwenCausalLM(ReferenceModel):
         return len(self.model.layers)
 
     def init_weights(self, generator: torch.Generator) -> None:
-        init_hf_weights(self, generator, self.config.initializer_range or 0.02)
+        init_normal_(self, generator, self.config.initializer_range or 0.02)
 
     def forward(
         self,
@@ -116,9 +117,9 @@ class QwenCausalLM(ReferenceModel):
         cache: KVCache | None = None,
         write: CacheWrite = "none",
     ) -> torch.Tensor:
-        check_inputs(input_ids, positions, mask)
+        check_inputs(input_ids, positions, mask, cache, write)
         h = self.model.embed_tokens(input_ids)  # [R, L, hidden] in the parameter dtype
-        cos, sin = rope_cos_sin(positions, self._head_dim, self.config.rope_theta)
+        cos, sin = rope_cos_sin(positions, self._head_dim, self.config.rope_theta)  # [R, 1, L, D]
         for i, layer in enumerate(self.model.layers):
             h = layer(h, cos, sin, mask, cache, i, write)
         return self.lm_head(self.model.norm(h)).float()  # [R, L, V]

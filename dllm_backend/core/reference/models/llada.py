@@ -20,7 +20,7 @@ from torch import nn
 from ..base import ReferenceModel
 from ..kv_cache import CacheWrite, KVCache
 from ..layers import Rotary, cached_attention
-from ._common import Fp32Rotary, HFRotary, check_inputs, init_normal_
+from ._common import check_inputs, init_normal_
 
 # activation_type -> activation of the llama block's gate (`ff_proj`)
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -144,8 +144,7 @@ class LLaDAModelLM(ReferenceModel):
         self.model = LLaDAModel(config)
         head_dim = config.d_model // config.n_heads
         # rope_full_precision rotates in float32; otherwise in the activation dtype (like HF)
-        rope_cls = Fp32Rotary if config.rope_full_precision else HFRotary
-        self.rotary = rope_cls(head_dim, config.rope_theta)
+        self.rotary = Rotary(head_dim, config.rope_theta, float32=bool(config.rope_full_precision))
 
     @property
     def num_layers(self) -> int:

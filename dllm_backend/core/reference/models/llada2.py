@@ -20,15 +20,8 @@ from torch import nn
 
 from ..base import ReferenceModel
 from ..kv_cache import CacheWrite, KVCache
-from ..layers import GatedMLP, RMSNorm, cached_attention
-from ._hf_common import (
-    apply_rope,
-    check_inputs,
-    check_supported,
-    init_hf_weights,
-    kaiming_uniform_,
-    rope_cos_sin,
-)
+from ..layers import GatedMLP, RMSNorm, apply_rope, cached_attention, rope_cos_sin
+from ._common import check_inputs, check_supported, init_normal_, kaiming_uniform_
 
 
 def group_limited_topk(scores: torch.Tensor, n_group: int, topk_group: int, top_k: int) -> torch.Tensor:
@@ -156,7 +149,7 @@ class LLaDA2MoeModelLM(ReferenceModel):
     @torch.no_grad()
     def init_weights(self, generator: torch.Generator) -> None:
         """HF `_init_weights`; router weights keep the original's kaiming-uniform draw, biases 0."""
-        init_hf_weights(self, generator, self.config.initializer_range or 0.02)
+        init_normal_(self, generator, self.config.initializer_range or 0.02)
         for module in self.modules():
             if isinstance(module, LLaDA2MoeGate):
                 kaiming_uniform_(module.weight, generator)
@@ -170,10 +163,10 @@ class LLaDA2MoeModelLM(ReferenceModel):
         cache: KVCache | None = None,
         write: CacheWrite = "none",
     ) -> torch.Tensor:
-        check_inputs(input_ids, positions, mask)
+        check_inputs(input_ids, positions, mask, cache, write)
         c = self.config
         h = self.model.word_embeddings(input_ids)  # [R, L, hidden]
-        cos, sin = rope_cos_sin(positions, c.head_dim, c.rope_theta, c.partial_rotary_factor)  # [R, 1, L, rot]
+        cos, sin = rope_cos_sin(positions, int(c.head_dim * c.partial_rotary_factor), c.rope_theta)  # [R, 1, L, rot]
         for i, layer in enumerate(self.model.layers):
             h = layer(h, cos, sin, mask, cache, i, write)
         return self.lm_head(self.model.norm(h)).float()  # [R, L, V]

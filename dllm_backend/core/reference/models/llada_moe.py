@@ -18,8 +18,8 @@ from torch import nn
 
 from ..base import ReferenceModel
 from ..kv_cache import CacheWrite, KVCache
-from ..layers import GatedMLP, RMSNorm, cached_attention
-from ._common import HFRotary, check_inputs, init_normal_, padding_index
+from ..layers import GatedMLP, RMSNorm, Rotary, cached_attention
+from ._common import check_inputs, init_normal_, padding_index
 
 
 def _check_config(config) -> None:
@@ -67,7 +67,7 @@ class LLaDAMoEAttention(nn.Module):
         else:
             self.q_norm = self.k_norm = None
 
-    def forward(self, x, rope: HFRotary, cos_sin, mask, cache, write) -> torch.Tensor:
+    def forward(self, x, rope: Rotary, cos_sin, mask, cache, write) -> torch.Tensor:
         r, length, _ = x.shape
         q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
         # [R, L, H*Dh] -> [R, L, H, Dh]
@@ -160,7 +160,7 @@ class LLaDAMoEModelLM(ReferenceModel):
         if config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
         head_dim = config.hidden_size // config.num_attention_heads
-        self.rotary = HFRotary(head_dim, config.rope_theta, config.partial_rotary_factor)
+        self.rotary = Rotary(head_dim, config.rope_theta, config.partial_rotary_factor)
 
     @property
     def num_layers(self) -> int:

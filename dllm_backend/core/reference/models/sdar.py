@@ -6,7 +6,7 @@ bias (`attention_bias`), flash-attn's fused RMSNorm (weight applied in float32).
 from __future__ import annotations
 
 from ..layers import GatedMLP
-from ._hf_common import FusedWeightRMSNorm
+from ._common import FusedWeightRMSNorm
 from ._qwen import QwenAttention, QwenCausalLM, QwenDecoderLayer
 
 

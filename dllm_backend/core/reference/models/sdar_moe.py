@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..layers import GatedMLP
-from ._hf_common import FusedWeightRMSNorm
+from ._common import FusedWeightRMSNorm
 from ._qwen import QwenCausalLM, QwenDecoderLayer
 from .sdar import sdar_attention
 
