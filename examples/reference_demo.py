@@ -16,9 +16,9 @@ from dllm_backend.core.tiny import TINY_ARCHITECTURES, make_tiny
 # several tokens per step, and fixed schedules elsewhere.
 RUNS: list[tuple[str, list[str]]] = [
     ("LLaDAModelLM", ["--algorithm", "low_confidence", "--block-size", "8", "--steps", "4"]),
-    ("LLaDAModelLM", ["--algorithm", "threshold", "--threshold", "0.002", "--block-size", "8", "--cache-mode", "dual"]),
+    ("LLaDAModelLM", ["--algorithm", "threshold", "--threshold", "0.001", "--block-size", "8", "--cache-mode", "dual"]),
     ("DreamModel", ["--algorithm", "entropy", "--steps", "8"]),
-    ("SDARForCausalLM", ["--algorithm", "low_confidence_dynamic", "--threshold", "0.002"]),
+    ("SDARForCausalLM", ["--algorithm", "low_confidence_dynamic", "--threshold", "0.001"]),
     ("LLaDA2MoeModelLM", ["--algorithm", "low_confidence_dynamic"]),
     ("Fast_dLLM_QwenForCausalLM", []),
 ]
