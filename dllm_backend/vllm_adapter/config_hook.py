@@ -42,17 +42,10 @@ class DllmConfigHook(VerifyAndUpdateConfig):
         # no async scheduling; committed KV depends on block alignment, so no prefix cache.
         sched.async_scheduling = False
         vllm_config.cache_config.enable_prefix_caching = False
-        # a denoising query is scheduled all-or-nothing: a block (block-causal) or, for full
-        # attention, up to the whole canvas (prompt + max_tokens <= max_model_len)
-        query = spec.block if spec.family.spec.attention == "block_causal" else model_config.max_model_len
-        if sched.max_num_batched_tokens is not None and sched.max_num_batched_tokens < query:
-            raise ValueError(
-                f"max_num_batched_tokens {sched.max_num_batched_tokens} is smaller than the largest "
-                f"denoising query ({query} tokens) of {spec.family.spec.architecture}: a query is "
-                f"scheduled all-or-nothing"
-            )
+        spec.check_token_budget(sched.max_num_batched_tokens, model_config.max_model_len)
         # per-request decoding knobs are checked in the front end, before admission
+        # (bound to the served checkpoint and its server-wide defaults)
         procs = list(model_config.logits_processors or [])
-        validator = validator_for(spec.family.spec.architecture)
+        validator = validator_for(spec.family.spec.architecture, spec.served)
         if validator not in procs:
             model_config.logits_processors = procs + [validator]

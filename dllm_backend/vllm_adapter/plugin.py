@@ -15,10 +15,17 @@ from __future__ import annotations
 
 _MODELS = "dllm_backend.vllm_adapter.models"
 
-# architecture -> lazy "module:Class" of its vLLM model; only the families whose vLLM
-# model and decoding path exist are listed (the others are refused by vLLM as unknown).
+# architecture -> lazy "module:Class" of its vLLM model (each checked against its reference
+# network in tests/engine_vllm/test_models_numerics.py); whether a family's decoding path is
+# served is the config hook's / ServeSpec's decision.
 VLLM_MODELS: dict[str, str] = {
     "SDARForCausalLM": f"{_MODELS}.sdar:SDARForCausalLM",
+    "SDARMoeForCausalLM": f"{_MODELS}.sdar_moe:SDARMoeForCausalLM",
+    "LLaDA2MoeModelLM": f"{_MODELS}.llada2:LLaDA2MoeModelLM",
+    "Fast_dLLM_QwenForCausalLM": f"{_MODELS}.fast_dllm:Fast_dLLM_QwenForCausalLM",
+    "LLaDAModelLM": f"{_MODELS}.llada:LLaDAModelLM",
+    "LLaDAMoEModelLM": f"{_MODELS}.llada_moe:LLaDAMoEModelLM",
+    "DreamModel": f"{_MODELS}.dream:DreamModel",
 }
 
 _registered = False

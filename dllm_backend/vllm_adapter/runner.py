@@ -34,10 +34,9 @@ from vllm.v1.worker.cpu_model_runner import CPUModelRunner
 
 from ..core import policies
 from .block_state import RequestBlock, row, stack, start_window, window_has_masks
-from .decode_params import decode_config
 from .layouts import Geometry
 from .outputs import DllmRunnerOutput
-from .request_options import geometry
+from .request_options import RequestSettings, settings
 from .serve_spec import ServeSpec
 
 
@@ -46,7 +45,7 @@ class DllmCPUModelRunner(CPUModelRunner):
         super().__init__(vllm_config, device)
         self.dllm = ServeSpec.from_vllm_config(vllm_config)
         self.layout = self.dllm.layout
-        self._geo: dict[str, Geometry] = {}
+        self._settings: dict[str, RequestSettings] = {}
         self._blocks: dict[str, RequestBlock] = {}
         self._steps_done: dict[str, int] = {}  # req -> policy steps so far (the RNG counter)
         self._denoising: list[tuple[str, int, int]] = []  # this step: (req_id, batch index, first row)
@@ -76,16 +75,16 @@ class DllmCPUModelRunner(CPUModelRunner):
     def _update_states(self, scheduler_output):
         # NOTE: finished (and aborted) ids also arrive in steps that schedule no tokens
         for req_id in scheduler_output.finished_req_ids:
-            for table in (self._blocks, self._steps_done, self._geo):
+            for table in (self._blocks, self._steps_done, self._settings):
                 table.pop(req_id, None)
         return super()._update_states(scheduler_output)
 
-    def _geometry(self, req_id: str) -> Geometry:
-        geo = self._geo.get(req_id)
-        if geo is None:
+    def _request(self, req_id: str) -> RequestSettings:
+        found = self._settings.get(req_id)
+        if found is None:
             state = self.requests[req_id]
-            geo = self._geo[req_id] = geometry(state.sampling_params, self.dllm, state.num_prompt_tokens)
-        return geo
+            found = self._settings[req_id] = settings(state.sampling_params, self.dllm, state.num_prompt_tokens)
+        return found
 
     def _prepare_inputs(self, scheduler_output, num_scheduled_tokens: np.ndarray):
         _, spec_meta, max_sampled = super()._prepare_inputs(scheduler_output, num_scheduled_tokens)
@@ -97,7 +96,7 @@ class DllmCPUModelRunner(CPUModelRunner):
             n = int(num_scheduled_tokens[i])
             if n == 0:
                 continue
-            geo = self._geometry(req_id)
+            geo = self._request(req_id).geometry
             q_lo, first = int(self.input_batch.num_computed_tokens_cpu[i]), int(starts[i])
             committed = int(self.input_batch.num_tokens_no_spec[i])
             if req_id in drafts:
@@ -126,6 +125,7 @@ class DllmCPUModelRunner(CPUModelRunner):
             return super().sample_tokens(grammar_output)
         logits = self.execute_model_state.logits
         self.execute_model_state = None
+        self._seq_lens = {}  # NOTE: used by this step's metadata only, never by a later dummy run
         kv_connector_output, self.kv_connector_output = self.kv_connector_output, None
         sampled: list[list[int]] = [[] for _ in self.input_batch.req_ids]
         block_tokens: dict[str, list[int]] = {}
@@ -153,7 +153,7 @@ class DllmCPUModelRunner(CPUModelRunner):
         block = self._blocks.get(req_id)
         if block is not None and block.lo == lo and torch.equal(block.tokens, tokens):
             return block
-        decode = decode_config(self.requests[req_id].sampling_params, self.dllm.family.spec)
+        decode = self._request(req_id).decode
         block = RequestBlock(lo=lo, hi=hi, tokens=tokens, committed=committed, decode=decode)
         if not self._next_window(req_id, block, geo, lo):
             raise RuntimeError(f"request {req_id}: block [{lo}, {hi}) was scheduled with nothing to denoise")
@@ -199,7 +199,7 @@ class DllmCPUModelRunner(CPUModelRunner):
         sampled: list[list[int]], block_tokens: dict[str, list[int]],
     ) -> None:
         """After a step: next window, finished block (returned as sampled tokens), or unfinished."""
-        geo = self._geo[req_id]
+        geo = self._settings[req_id].geometry
         new = block.tokens[0, block.committed - block.lo :].tolist()
         stop = self._early_stop(req_id, new) if self.layout.early_stop else None
         finished = stop is not None

@@ -19,7 +19,8 @@ step and the rollback after it come from the family's `layouts.Layout`):
 
 Each request's model forwards (prefill chunks, denoising steps, commit forwards) are
 counted and returned with its final output in `kv_transfer_params["dllm"]` (the field the
-OpenAI server copies into the response): `{"nfe", "denoising_steps"}`.
+OpenAI server copies into the non-streaming response): `{"nfe", "denoising_steps",
+"tokens_per_forward"}` (output tokens / nfe).
 
 vLLM internals relied on: `Scheduler.schedule` / `update_from_output` /
 `_free_request` / `_preempt_request`, the chunk-size hook `_mamba_block_aligned_split`
@@ -29,7 +30,6 @@ vLLM internals relied on: `Scheduler.schedule` / `update_from_output` /
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from vllm.v1.core.sched.output import SchedulerOutput
 from vllm.v1.core.sched.scheduler import Scheduler
@@ -37,10 +37,10 @@ from vllm.v1.outputs import ModelRunnerOutput
 from vllm.v1.request import Request
 
 from .layouts import Geometry
-from .request_options import geometry
+from .request_options import settings
 from .serve_spec import ServeSpec
 
-STATS_KEY = "dllm"  # kv_transfer_params[STATS_KEY] = {"nfe": ..., "denoising_steps": ...}
+STATS_KEY = "dllm"  # kv_transfer_params[STATS_KEY] = {"nfe": ..., "denoising_steps": ..., ...}
 
 
 class DllmScheduler(Scheduler):
@@ -48,6 +48,8 @@ class DllmScheduler(Scheduler):
         super().__init__(*args, **kwargs)
         self.dllm = ServeSpec.from_vllm_config(self.vllm_config)
         self.layout = self.dllm.layout
+        # NOTE: checked again here, where vLLM's defaults are final (the config hook may run earlier)
+        self.dllm.check_token_budget(self.max_num_scheduled_tokens, self.max_model_len)
         # NOTE: a denoising step appends no sampled token; it only rewrites the block
         self.num_sampled_tokens_per_step = 0
         # NOTE: routes every chunk size through `_mamba_block_aligned_split` below
@@ -64,7 +66,7 @@ class DllmScheduler(Scheduler):
             if not params.ignore_eos:
                 # the family's stops (EOS, end-of-turn) end generation, as in the reference
                 params.stop_token_ids = sorted(set(params.stop_token_ids or ()) | set(self.dllm.eos_ids))
-            geo = geometry(params, self.dllm, request.num_prompt_tokens)
+            geo = settings(params, self.dllm, request.num_prompt_tokens).geometry
             # NOTE: every block is denoised whole, so the output may only reach as far as
             # the layout allows within max_model_len (vLLM already caps max_tokens there)
             room = self.layout.room(geo, self.max_model_len)
@@ -72,7 +74,7 @@ class DllmScheduler(Scheduler):
                 request.max_tokens = room
             # the runner reads the geometry from the same params (they travel to the worker)
             params.max_tokens = request.max_tokens
-            self._geo[request.request_id] = geometry(params, self.dllm, request.num_prompt_tokens)
+            self._geo[request.request_id] = settings(params, self.dllm, request.num_prompt_tokens).geometry
         self._stats[request.request_id] = [0, 0]
         super().add_request(request)
 
@@ -82,17 +84,13 @@ class DllmScheduler(Scheduler):
             table.pop(req_id, None)
         kv_params, ec_params = super()._free_request(request, delay_free_blocks)
         nfe, steps = self._stats.pop(req_id, (0, 0))
-        kv_params = dict(kv_params or {}, **{STATS_KEY: {"nfe": nfe, "denoising_steps": steps}})
-        return kv_params, ec_params
+        stats = {"nfe": nfe, "denoising_steps": steps, "tokens_per_forward": request.num_output_tokens / max(nfe, 1)}
+        return dict(kv_params or {}, **{STATS_KEY: stats}), ec_params
 
     def _preempt_request(self, request: Request, timestamp: float, drop_stale_output: bool = False) -> None:
         # NOTE: the resumed request re-prefills its committed blocks and restarts this block
         self._blocks.pop(request.request_id, None)
         super()._preempt_request(request, timestamp, drop_stale_output)
-
-    def dllm_stats(self, req_id: str) -> dict[str, Any]:
-        nfe, steps = self._stats.get(req_id, (0, 0))
-        return {"nfe": nfe, "denoising_steps": steps}
 
     # ----- scheduling -----
     def schedule(self, throttle_prefills: bool = False) -> SchedulerOutput:

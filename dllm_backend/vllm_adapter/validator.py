@@ -14,6 +14,7 @@ Unbound, the family's published block size stands in for the checkpoint's.
 from __future__ import annotations
 
 import sys
+from functools import lru_cache
 
 import torch
 from vllm.exceptions import VLLMValidationError
@@ -23,13 +24,18 @@ from ..core.families import FAMILIES, FamilySpec
 from .decode_params import KnobError, ServedDecoding
 
 
+@lru_cache(maxsize=None)
+def _unbound(family: FamilySpec) -> ServedDecoding:
+    return ServedDecoding.for_spec(family)
+
+
 class _DecodeParamsValidator(LogitsProcessor):
     family: FamilySpec
     served: ServedDecoding | None = None  # bound by `validator_for` in the front-end process
 
     @classmethod
     def validate_params(cls, sampling_params) -> None:
-        served = cls.served or ServedDecoding.for_spec(cls.family)
+        served = cls.served or _unbound(cls.family)
         try:
             served.request(sampling_params)
         except KnobError as e:

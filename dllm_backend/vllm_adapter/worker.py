@@ -22,4 +22,4 @@ class DllmCPUWorker(CPUWorker):
     def dllm_live_requests(self) -> dict[str, int]:
         """Per-request denoising state the runner holds (for leak checks via collective_rpc)."""
         runner = self.model_runner
-        return {"blocks": len(runner._blocks), "step_counters": len(runner._steps_done)}
+        return {"blocks": len(runner._blocks), "step_counters": len(runner._steps_done), "settings": len(runner._settings)}

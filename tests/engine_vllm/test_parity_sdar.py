@@ -78,11 +78,75 @@ def test_token_ids_equal_reference(llm, checkpoint, name):
     assert [len(g) for g in got] == [MAX_TOKENS] * len(PROMPTS)
 
 
+# one request per algorithm / parameter set, all in one batch; the last one samples
+MIXED = [
+    {"algorithm": "low_confidence_dynamic", "threshold": 0.001},
+    {"algorithm": "credit", "threshold": 0.001},
+    {"algorithm": "low_confidence", "steps": 2},
+    {"algorithm": "threshold", "threshold": 0.001},
+    {"algorithm": "low_confidence_dynamic", "threshold": 0.5, "temperature": 0.9, "seed": 5},
+]
+
+
+def _serve_each(llm, prompts, knobs_list: list[dict], max_tokens: int = MAX_TOKENS) -> list:
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    params = []
+    for knobs in knobs_list:
+        knobs = dict(knobs)
+        temperature, seed = knobs.pop("temperature", 0.0), knobs.pop("seed", None)
+        params.append(SamplingParams(temperature=temperature, seed=seed, max_tokens=max_tokens, extra_args=knobs))
+    return llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
+
+
+def test_mixed_batch_each_request_equals_its_reference(llm, checkpoint):
+    loaded = load_reference(checkpoint)
+    ref = [
+        generate(loaded, GenerationRequest(tuple(p), MAX_TOKENS, DecodeConfig(**k))).token_ids
+        for p, k in zip(PROMPTS, MIXED)
+    ]
+    outs = _serve_each(llm, PROMPTS, MIXED)
+    assert [list(o.outputs[0].token_ids) for o in outs] == ref
+
+
+def test_sampling_is_deterministic_per_request_and_batch_independent(llm, checkpoint):
+    knobs = {"algorithm": "low_confidence", "steps": 2, "temperature": 1.5, "seed": 11}
+    loaded = load_reference(checkpoint)
+    ref = generate(loaded, GenerationRequest(tuple(PROMPTS[3]), MAX_TOKENS, DecodeConfig(**knobs))).token_ids
+    greedy = generate(
+        loaded, GenerationRequest(tuple(PROMPTS[3]), MAX_TOKENS, DecodeConfig("low_confidence", steps=2))
+    ).token_ids
+    assert ref != greedy  # the temperature changes the result, so the seed is what is compared
+    alone = _serve_each(llm, [PROMPTS[3]], [knobs])
+    batched = _serve_each(llm, PROMPTS, [MIXED[0], MIXED[1], MIXED[2], knobs, MIXED[3]])
+    assert list(alone[0].outputs[0].token_ids) == ref
+    assert list(batched[3].outputs[0].token_ids) == ref
+
+
+def test_nfe_and_steps_are_reported_per_request(llm, checkpoint):
+    knobs = ALGORITHMS["low_confidence_dynamic"]
+    ref = _reference(checkpoint, knobs)
+    outs = _serve_each(llm, PROMPTS, [knobs] * len(PROMPTS))
+    B = 4
+    for prompt, o, r in zip(PROMPTS, outs, ref):
+        stats = o.kv_transfer_params["dllm"]
+        assert stats["denoising_steps"] == r.steps
+        L, n = len(prompt), len(o.outputs[0].token_ids)
+        blocks = -(-(L + n) // B) - L // B
+        # prompt chunks (each whole prompt block; a prompt shorter than a block is admitted
+        # with one chunk, discarded) + steps + the commit of every block but the last
+        assert stats["nfe"] == max(L // B, 1) + r.steps + blocks - 1
+        assert stats["tokens_per_forward"] == pytest.approx(n / stats["nfe"], abs=1e-12)
+
+
 def test_no_denoising_state_left_after_requests(llm):
     # every request above has finished; their ids reach the runner with the next engine
     # step (the in-process engine stops stepping when nothing is unfinished)
     llm.llm_engine.step()
-    assert llm.collective_rpc("dllm_live_requests") == [{"blocks": 0, "step_counters": 0}]
+    assert llm.collective_rpc("dllm_live_requests") == [{"blocks": 0, "step_counters": 0, "settings": 0}]
+    scheduler = llm.llm_engine.engine_core.engine_core.scheduler
+    assert (scheduler._blocks, scheduler._committed, scheduler._geo, scheduler._stats) == ({}, {}, {}, {})
 
 
 def test_aborted_request_leaves_no_state(llm):
@@ -94,14 +158,48 @@ def test_aborted_request_leaves_no_state(llm):
     engine.add_request("to-abort", TokensPrompt(prompt_token_ids=[5, 6, 7, 8, 9]), params)
     for _ in range(10):  # until the request is mid-way through a block
         engine.step()
-        if llm.collective_rpc("dllm_live_requests") == [{"blocks": 1, "step_counters": 1}]:
+        if llm.collective_rpc("dllm_live_requests") == [{"blocks": 1, "step_counters": 1, "settings": 1}]:
             break
-    assert llm.collective_rpc("dllm_live_requests") == [{"blocks": 1, "step_counters": 1}]
+    assert llm.collective_rpc("dllm_live_requests") == [{"blocks": 1, "step_counters": 1, "settings": 1}]
     engine.abort_request(["to-abort"])
     while engine.has_unfinished_requests():
         engine.step()
     engine.step()  # delivers the finished id to the runner
-    assert llm.collective_rpc("dllm_live_requests") == [{"blocks": 0, "step_counters": 0}]
+    assert llm.collective_rpc("dllm_live_requests") == [{"blocks": 0, "step_counters": 0, "settings": 0}]
+
+
+def test_abort_mid_block_returns_every_kv_block(llm):
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    engine = llm.llm_engine
+    pool = engine.engine_core.engine_core.scheduler.kv_cache_manager.block_pool
+    baseline = pool.get_num_free_blocks()
+    params = SamplingParams(temperature=0.0, max_tokens=200, extra_args={"algorithm": "low_confidence", "steps": 4})
+    engine.add_request("abort-kv", TokensPrompt(prompt_token_ids=list(range(3, 40))), params)
+    for _ in range(30):  # past the prefill, into the denoising of a block
+        engine.step()
+        if llm.collective_rpc("dllm_live_requests") == [{"blocks": 1, "step_counters": 1, "settings": 1}]:
+            break
+    assert llm.collective_rpc("dllm_live_requests") == [{"blocks": 1, "step_counters": 1, "settings": 1}]
+    assert pool.get_num_free_blocks() < baseline
+    engine.abort_request(["abort-kv"])
+    while engine.has_unfinished_requests():
+        engine.step()
+    engine.step()
+    assert pool.get_num_free_blocks() == baseline
+    assert llm.collective_rpc("dllm_live_requests") == [{"blocks": 0, "step_counters": 0, "settings": 0}]
+
+
+@pytest.mark.parametrize("extra", [{"cache_mode": "prefix"}, {"block_size": 8}, {"cfg_scale": 1.0}])
+def test_bad_serving_option_is_rejected_naming_it(llm, extra):
+    from vllm import SamplingParams
+
+    params = SamplingParams(max_tokens=4, extra_args=extra)
+    with pytest.raises(Exception, match=next(iter(extra))):
+        llm.generate([{"prompt_token_ids": [1, 2, 3]}], params, use_tqdm=False)
+    # the engine is still serving
+    assert len(_serve(llm, ALGORITHMS["low_confidence"])) == len(PROMPTS)
 
 
 def test_bad_decode_knob_is_rejected_naming_the_field(llm):
@@ -147,5 +245,8 @@ def test_hook_is_registered_for_dllm_architectures_only():
 
     register()
     register()  # idempotent
+    from dllm_backend.vllm_adapter.plugin import VLLM_MODELS
+
     assert MODELS_CONFIG_MAP[ARCH] is DllmConfigHook
-    assert all(cls is not DllmConfigHook for arch, cls in MODELS_CONFIG_MAP.items() if arch != ARCH)
+    assert all(MODELS_CONFIG_MAP[arch] is DllmConfigHook for arch in VLLM_MODELS)
+    assert all(cls is not DllmConfigHook for arch, cls in MODELS_CONFIG_MAP.items() if arch not in VLLM_MODELS)

@@ -12,6 +12,7 @@ passes the mask. Shifting logits for shifted families is the generator's busines
 """
 from __future__ import annotations
 
+import abc
 from typing import ClassVar
 
 import torch
@@ -20,7 +21,7 @@ from torch import nn
 from .kv_cache import CacheWrite, KVCache
 
 
-class ReferenceModel(nn.Module):
+class ReferenceModel(nn.Module, abc.ABC):
     #: names that may be missing from a checkpoint because they are tied to another tensor
     tied_weights: ClassVar[dict[str, str]] = {}
 
@@ -29,13 +30,15 @@ class ReferenceModel(nn.Module):
         self.config = config
 
     @property
+    @abc.abstractmethod
     def num_layers(self) -> int:
-        raise NotImplementedError  # pragma: no cover - abstract, each network defines it
+        """Number of decoder layers (the KV cache has one entry per layer)."""
 
     def new_cache(self) -> KVCache:
         return KVCache(self.num_layers)
 
-    def forward(  # pragma: no cover - abstract
+    @abc.abstractmethod
+    def forward(
         self,
         input_ids: torch.Tensor,
         positions: torch.Tensor,
@@ -43,4 +46,4 @@ class ReferenceModel(nn.Module):
         cache: KVCache | None = None,
         write: CacheWrite = "none",
     ) -> torch.Tensor:
-        raise NotImplementedError
+        """Raw logits [R, L, V] in float32 (see the module docstring)."""
