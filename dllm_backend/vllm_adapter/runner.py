@@ -1,4 +1,8 @@
-"""The denoising model runner: vLLM's CPU runner with the core policy in place of the sampler.
+"""The denoising model runners: vLLM's V1 runners (CPU and GPU) with the core policy in place of the sampler.
+
+All dLLM logic lives in `DllmRunnerMixin`; `DllmCPUModelRunner` and `DllmGPUModelRunner`
+put it in front of vLLM's `CPUModelRunner` / `GPUModelRunner` (the V1 runner: Model
+Runner V2 has no hook for it), so both platforms run the same code.
 
 Per step, for every request whose block was scheduled as drafts (`scheduled_spec_decode_tokens`):
 the logits rows that predict its policy window (`Layout.sources`: the block's own rows,
@@ -11,36 +15,65 @@ Prefill chunks and commit forwards need no logits and return nothing, except Fas
 v2's: a chunk that ends at a block boundary at the committed end gives the next token
 (argmax of its last row, never the mask).
 
+Device work per step: the policy state of each request stays on the runner's device
+between steps; a step's `ParamBatch` is reused while the batch of each window width keeps
+its requests; everything the host needs back (window tokens, done flags, AR tokens)
+crosses to the host in one transfer (`_to_host`).
+
 Attention: every query the dLLM scheduler builds is non-causal over the paged KV cache.
 Block-causal families: a query only ever covers one block, so attention is exactly
 block-causal. Full attention: a query covers the canvas (or, in dual mode, the block,
 whose attended length is then raised to the canvas end so it sees the stale suffix KV).
 The runner wraps each attention metadata builder's `build` to pass `causal=False` and
-those lengths (the CPU backend supports non-causal queries with a cache).
+those lengths before the builder derives anything from them (FA3's scheduler metadata,
+FlashInfer's plan), so one batch-wide flag serves CPU_ATTN, FLASH_ATTN, TRITON_ATTN and
+FLEX_ATTENTION.
 
 vLLM internals relied on: `GPUModelRunner._update_states`, `_prepare_inputs` (its return value and
 `query_start_loc`), `execute_model_state` (`ExecuteModelState`), `input_batch`
 (`req_ids`, `num_computed_tokens_cpu`, `num_tokens_no_spec`, `token_ids_cpu`,
 `is_token_ids`), `attn_groups[..].metadata_builders`, `CommonAttentionMetadata.causal` /
-`seq_lens` / `max_seq_len`.
+`seq_lens` / `max_seq_len` / `seq_lens_cpu_upper_bound`.
 """
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from vllm.v1.worker.cpu_model_runner import CPUModelRunner
+from vllm.v1.worker.gpu_model_runner import GPUModelRunner
 
 from ..core import policies
+from ..core.policies.base import BlockState, StepOutput
 from .block_state import RequestBlock, row, stack, start_window, window_has_masks
 from .layouts import Geometry
 from .outputs import DllmRunnerOutput
 from .request_options import RequestSettings, settings
 from .serve_spec import ServeSpec
 
+Entry = tuple[str, int, int]  # (req_id, batch index, first logits row)
 
-class DllmCPUModelRunner(CPUModelRunner):
+
+class _Group(NamedTuple):
+    """One `policies.step` call of a step: the requests of one window width."""
+
+    entries: list[Entry]
+    blocks: list[RequestBlock]
+    state: BlockState  # [R, W] on the runner's device, already advanced by the step
+    out: StepOutput
+
+
+def on_device(state: BlockState, device: torch.device) -> BlockState:
+    """The state with every tensor on `device` (no copy for tensors already there)."""
+    moved = {f.name: getattr(state, f.name).to(device) for f in dataclasses.fields(state) if f.name != "extra"}
+    return BlockState(**moved, extra={k: v.to(device) for k, v in state.extra.items()})
+
+
+class DllmRunnerMixin:
+    """The denoising step on top of a vLLM V1 model runner (put it first in the bases)."""
+
     def __init__(self, vllm_config, device: torch.device) -> None:
         super().__init__(vllm_config, device)
         self.dllm = ServeSpec.from_vllm_config(vllm_config)
@@ -48,9 +81,12 @@ class DllmCPUModelRunner(CPUModelRunner):
         self._settings: dict[str, RequestSettings] = {}
         self._blocks: dict[str, RequestBlock] = {}
         self._steps_done: dict[str, int] = {}  # req -> policy steps so far (the RNG counter)
-        self._denoising: list[tuple[str, int, int]] = []  # this step: (req_id, batch index, first row)
-        self._ar: list[tuple[str, int, int]] = []  # this step: (req_id, batch index, row) of AR tokens
+        self._denoising: list[Entry] = []  # this step: (req_id, batch index, first row)
+        self._ar: list[Entry] = []  # this step: (req_id, batch index, row) of AR tokens
         self._seq_lens: dict[int, int] = {}  # this step: batch index -> attended length (dual mode)
+        # ((req_id, DecodeConfig), ...) of one width group -> its ParamBatch, kept for the groups
+        # of the last step only (a batch composition usually lasts many steps)
+        self._params: dict[tuple, policies.ParamBatch] = {}
 
     def initialize_kv_cache(self, kv_cache_config, *args, **kwargs) -> None:
         super().initialize_kv_cache(kv_cache_config, *args, **kwargs)
@@ -64,10 +100,16 @@ class DllmCPUModelRunner(CPUModelRunner):
             cm = common_attn_metadata
             changes: dict = {"causal": False}
             if self._seq_lens:
-                seq = cm.seq_lens.clone()
-                for i, length in self._seq_lens.items():
-                    seq[i] = length
-                changes.update(seq_lens=seq, max_seq_len=max(cm.max_seq_len, max(self._seq_lens.values())))
+                index = list(self._seq_lens)
+                lengths = list(self._seq_lens.values())
+                seq = cm.seq_lens.clone()  # [num_reqs] on the device
+                seq[index] = torch.tensor(lengths, dtype=seq.dtype).to(seq.device)
+                changes.update(seq_lens=seq, max_seq_len=max(cm.max_seq_len, max(lengths)))
+                bound = cm.seq_lens_cpu_upper_bound
+                if bound is not None:  # host copy some builders plan with (FlashInfer, DCP)
+                    bound = bound.clone()
+                    bound[index] = torch.tensor(lengths, dtype=bound.dtype)
+                    changes["seq_lens_cpu_upper_bound"] = bound
             return build(common_prefix_len, dataclasses.replace(cm, **changes), *args, **kwargs)
 
         return wrapped
@@ -129,13 +171,13 @@ class DllmCPUModelRunner(CPUModelRunner):
         kv_connector_output, self.kv_connector_output = self.kv_connector_output, None
         sampled: list[list[int]] = [[] for _ in self.input_batch.req_ids]
         block_tokens: dict[str, list[int]] = {}
-        if self._denoising:
-            self._denoise(logits, sampled, block_tokens)
-        for req_id, i, r in self._ar:
-            last = logits[r].float().clone()  # [V]
-            # NOTE: never the mask (the reference's rule): it would be re-read as undecided
-            last[self.dllm.mask_id] = float("-inf")
-            sampled[i] = [int(last.argmax())]
+        groups = self._policy_steps(logits)
+        ar_tokens = self._ar_tokens(logits)
+        windows, ar_host = self._to_host(groups, ar_tokens)
+        for group, (tokens, done) in zip(groups, windows):
+            self._apply(group, tokens, done, sampled, block_tokens)
+        for (req_id, i, _), token in zip(self._ar, ar_host):
+            sampled[i] = [token]
             self._commit(req_id, i, sampled[i])
         return DllmRunnerOutput(
             req_ids=self.input_batch.req_ids.copy(),
@@ -161,38 +203,92 @@ class DllmCPUModelRunner(CPUModelRunner):
         return block
 
     def _next_window(self, req_id: str, block: RequestBlock, geo: Geometry, after: int) -> bool:
-        """Starts the policy on the first window at or after `after` with masks; False if none."""
+        """Starts the policy on the first window at or after `after` with masks; False if none.
+        `block.tokens` stays on the host (the scheduler's copy); the policy state goes to the
+        runner's device once per window."""
         for w_lo, w_hi in self.layout.windows(geo, block.lo, block.hi):
             if w_lo >= after and window_has_masks(block, w_lo, w_hi, self.dllm.mask_id):
                 start_window(
                     block, w_lo, w_hi, self.dllm.eos_ids, self.dllm.mask_id,
                     self._steps_done.get(req_id, 0), self.layout.schedule_len(geo, block.lo, block.hi),
                 )
+                block.state = on_device(block.state, self.device)
                 return True
         return False
 
-    def _denoise(self, logits: torch.Tensor, sampled: list[list[int]], block_tokens: dict[str, list[int]]) -> None:
-        by_width: dict[int, list[tuple[str, int, int]]] = {}
+    def _param_batch(self, entries: list[Entry], blocks: list[RequestBlock], used: dict) -> policies.ParamBatch:
+        """The group's ParamBatch, rebuilt only when the group's requests change."""
+        key = tuple((req_id, b.decode) for (req_id, _, _), b in zip(entries, blocks))
+        params = self._params.get(key)
+        if params is None:
+            params = policies.ParamBatch.from_configs([b.decode for b in blocks], self.dllm.eos_ids, self.device)
+        used[key] = params
+        return params
+
+    def _policy_steps(self, logits: torch.Tensor) -> list[_Group]:
+        """One policy step per window width, on the device; nothing is read back here."""
+        by_width: dict[int, list[Entry]] = {}
         for entry in self._denoising:
             block = self._blocks[entry[0]]
             by_width.setdefault(block.w_hi - block.w_lo, []).append(entry)
+        used: dict[tuple, policies.ParamBatch] = {}
+        groups: list[_Group] = []
         for width, entries in by_width.items():
             blocks = [self._blocks[req_id] for req_id, _, _ in entries]
             index = torch.tensor([r + k for _, _, r in entries for k in range(width)], device=logits.device)
             group_logits = logits.index_select(0, index).float().view(len(entries), width, -1)  # [R, W, V]
             state = stack([b.state for b in blocks])
-            params = policies.ParamBatch.from_configs([b.decode for b in blocks], self.dllm.eos_ids, logits.device)
-            out = policies.step(group_logits, state, params, self.dllm.mask_id)
+            out = policies.step(group_logits, state, self._param_batch(entries, blocks, used), self.dllm.mask_id)
             state.tokens = out.tokens
             state.step += 1
             state.rng_offset += 1
-            done = out.done.tolist()
-            for r, (req_id, i, _) in enumerate(entries):
-                block = blocks[r]
-                block.state = row(state, r)
-                block.tokens[:, block.w_lo - block.lo : block.w_hi - block.lo] = out.tokens[r]
-                self._steps_done[req_id] = self._steps_done.get(req_id, 0) + 1
-                self._advance(req_id, i, block, bool(done[r]), sampled, block_tokens)
+            groups.append(_Group(entries, blocks, state, out))
+        if groups:
+            self._params = used
+        return groups
+
+    def _ar_tokens(self, logits: torch.Tensor) -> torch.Tensor | None:
+        """Fast-dLLM v2's next tokens, [n_ar] on the device: argmax of each AR row."""
+        if not self._ar:
+            return None
+        last = logits[[r for _, _, r in self._ar]].float()  # [n_ar, V], a copy
+        # NOTE: never the mask (the reference's rule): it would be re-read as undecided
+        last[:, self.dllm.mask_id] = float("-inf")
+        return last.argmax(dim=-1)
+
+    def _to_host(
+        self, groups: list[_Group], ar_tokens: torch.Tensor | None
+    ) -> tuple[list[tuple[list[list[int]], list[bool]]], list[int]]:
+        """Window tokens [R, W] and done flags [R] of every group, and the AR tokens, as lists.
+
+        NOTE: the step's one device->host transfer (the step's only sync on a GPU): everything
+        the host bookkeeping and the scheduler need goes in one flat copy."""
+        pieces = [p for g in groups for p in (g.out.tokens.reshape(-1), g.out.done.to(torch.long))]
+        if ar_tokens is not None:
+            pieces.append(ar_tokens.to(torch.long))
+        if not pieces:
+            return [], []
+        flat = torch.cat(pieces).tolist()
+        windows, at = [], 0
+        for g in groups:
+            rows, width = g.out.tokens.shape
+            tokens = [flat[at + r * width : at + (r + 1) * width] for r in range(rows)]
+            at += rows * width
+            windows.append((tokens, [bool(d) for d in flat[at : at + rows]]))
+            at += rows
+        return windows, flat[at:]
+
+    def _apply(
+        self, group: _Group, tokens: list[list[int]], done: list[bool],
+        sampled: list[list[int]], block_tokens: dict[str, list[int]],
+    ) -> None:
+        """Host bookkeeping of one group after its step."""
+        for r, (req_id, i, _) in enumerate(group.entries):
+            block = group.blocks[r]
+            block.state = row(group.state, r)
+            block.tokens[0, block.w_lo - block.lo : block.w_hi - block.lo] = torch.tensor(tokens[r])
+            self._steps_done[req_id] = self._steps_done.get(req_id, 0) + 1
+            self._advance(req_id, i, block, done[r], sampled, block_tokens)
 
     def _advance(
         self, req_id: str, i: int, block: RequestBlock, window_done: bool,
@@ -234,3 +330,11 @@ class DllmCPUModelRunner(CPUModelRunner):
         self.input_batch.is_token_ids[i, lo:hi] = True
         self.input_batch.num_tokens_no_spec[i] = hi
         self.requests[req_id].output_token_ids.extend(new)
+
+
+class DllmCPUModelRunner(DllmRunnerMixin, CPUModelRunner):
+    """vLLM's CPU runner with the denoising step."""
+
+
+class DllmGPUModelRunner(DllmRunnerMixin, GPUModelRunner):
+    """vLLM's GPU runner (V1) with the denoising step."""

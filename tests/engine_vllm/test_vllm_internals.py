@@ -29,6 +29,7 @@ OVERRIDDEN = [
      ["self", "scheduler_output", "num_scheduled_tokens"]),
     ("vllm.v1.worker.gpu_model_runner", "GPUModelRunner", "sample_tokens", ["self", "grammar_output"]),
     ("vllm.v1.worker.cpu_worker", "CPUWorker", "init_device", ["self"]),
+    ("vllm.v1.worker.gpu_worker", "Worker", "_make_model_runner", ["self"]),
 ]
 
 
@@ -44,7 +45,10 @@ def test_attention_metadata_still_has_a_causal_flag() -> None:
     # the runner makes every query non-causal by replacing this field before `build`
     from vllm.v1.attention.backend import CommonAttentionMetadata
 
-    assert "causal" in {f.name for f in dataclasses.fields(CommonAttentionMetadata)}
+    fields = {f.name for f in dataclasses.fields(CommonAttentionMetadata)}
+    assert "causal" in fields
+    # dual cache mode raises a request's seq_lens; the host upper bound must follow
+    assert "seq_lens_cpu_upper_bound" in fields
 
 
 def test_scheduler_switches_the_adapter_sets_still_exist() -> None:
