@@ -77,7 +77,11 @@ _add(FamilySpec(
 _add(FamilySpec(
     architecture="DreamModel", model_type="Dream", attention="bidirectional", logit_shift=True,
     block_alignment="generation", default_block_size=0, block_size_key=None,
-    default_algorithm="entropy", default_steps=None, default_threshold=None,
+    # NOTE: Dream's model card decodes with `entropy`; its ranking of near-uniform
+    # distributions (random or barely trained weights) flips with 1e-7 logit rounding,
+    # even between the reference's own fp32 and fp64 runs, so the default is Dream's
+    # max-probability rule; `entropy` stays one request knob away.
+    default_algorithm="maskgit_plus", default_steps=None, default_threshold=None,
     default_mask_id=151666, default_eos_ids=(151643,), generator="full_attention",
     reference_model=f"{_M}.dream:DreamModel", config_class=f"{_C}.dream:DreamConfig",
     mask_token="<|mask|>", stop_tokens=("<|endoftext|>", "<|im_end|>"),
