@@ -129,9 +129,17 @@ class ExactForward(CanvasForward):
         return un + (self.cfg_scale + 1) * (cond - un)
 
 
-@CANVAS_FORWARDS.register("prefix")
-class PrefixCacheForward(CanvasForward):
-    """Fast-dLLM prefix cache (approximate): KV before the block frozen at the block start."""
+class _BlockCacheForward(CanvasForward):
+    """Fast-dLLM's KV reuse within a block (approximate): one full forward at the block start,
+    then cheaper forwards that read the cache built by it.
+
+    prefix (`keep_suffix` False): the KV before the window is frozen at the block start and
+      later steps forward window..canvas end, storing nothing;
+    dual (`keep_suffix` True): every position's KV is kept and later steps forward only the
+      window, overwriting its KV in place, so the stale suffix KV is still attended to.
+    """
+
+    keep_suffix: bool
 
     def block(self, start: int, end: int) -> LogitsFn:
         window = self._window_start(start)
@@ -144,32 +152,28 @@ class PrefixCacheForward(CanvasForward):
             if cache is None:
                 cache = self.model.new_cache()
                 logits = self._forward(0, total, cache, "append")
-                # keep only the KV of the positions before the window, computed in full context
-                cache.truncate(window)
+                if not self.keep_suffix:
+                    # keep only the KV of the positions before the window, computed in full context
+                    cache.truncate(window)
                 return select_block_logits(logits, 0, start, end, self.shift)
-            logits = self._forward(window, total, cache, "none")
+            if self.keep_suffix:
+                logits = self._forward(window, end, cache, window)
+            else:
+                logits = self._forward(window, total, cache, "none")
             return select_block_logits(logits, window, start, end, self.shift)
 
         return logits_fn
+
+
+@CANVAS_FORWARDS.register("prefix")
+class PrefixCacheForward(_BlockCacheForward):
+    """Fast-dLLM prefix cache (approximate): KV before the block frozen at the block start."""
+
+    keep_suffix = False
 
 
 @CANVAS_FORWARDS.register("dual")
-class DualCacheForward(CanvasForward):
+class DualCacheForward(_BlockCacheForward):
     """Fast-dLLM dual cache (approximate): only the block is recomputed, its KV overwritten in place."""
 
-    def block(self, start: int, end: int) -> LogitsFn:
-        window = self._window_start(start)
-        total = self.canvas.shape[1]
-        cache: KVCache | None = None
-
-        def logits_fn(block_tokens: torch.Tensor) -> torch.Tensor:
-            nonlocal cache
-            self.canvas[:, start:end] = block_tokens
-            if cache is None:
-                cache = self.model.new_cache()
-                logits = self._forward(0, total, cache, "append")
-                return select_block_logits(logits, 0, start, end, self.shift)
-            logits = self._forward(window, end, cache, window)
-            return select_block_logits(logits, window, start, end, self.shift)
-
-        return logits_fn
+    keep_suffix = True
