@@ -10,6 +10,7 @@ Keys follow the remote configuration_lladamoe.py; defaults are the 7B-A1B values
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from transformers import PretrainedConfig
@@ -102,6 +103,20 @@ class LLaDAMoEConfig(PretrainedConfig):
 
 # The config.json of the tiny test checkpoint (keys of the released LLaDA-MoE config.json).
 # Ids (eos / pad) and vocab_size are placeholders the tiny builder overwrites.
+def as_moe_config(config: Any, skip: tuple[str, ...] = ()) -> "LLaDAMoEConfig":
+    """A served config as `LLaDAMoEConfig`, whichever config class loaded it.
+
+    NOTE: the released config.json says model_type "llada" (LLaDA-8B's string), so AutoConfig
+    and the engines build `LLaDAConfig` for it; every LLaDA-MoE key is still on that object, as
+    an extra attribute or through LLaDAConfig's `attribute_map` aliases (hidden_size -> d_model).
+    `skip`: keys the caller takes from elsewhere (e.g. an engine's standardised RoPE).
+    """
+    if isinstance(config, LLaDAMoEConfig):
+        return config
+    keys = [k for k in inspect.signature(LLaDAMoEConfig.__init__).parameters if k not in ("self", "kwargs", *skip)]
+    return LLaDAMoEConfig(**{k: getattr(config, k) for k in keys if hasattr(config, k)})
+
+
 TINY_CONFIG: dict[str, Any] = {
     "architectures": ["LLaDAMoEModelLM"],
     "attention_bias": False,

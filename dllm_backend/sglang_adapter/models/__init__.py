@@ -10,4 +10,5 @@ SGLANG_MODELS: dict[str, str] = {
     "DreamModel": f"{__name__}.qwen2_family:DreamModel",
     "Fast_dLLM_QwenForCausalLM": f"{__name__}.qwen2_family:Fast_dLLM_QwenForCausalLM",
     "LLaDAModelLM": f"{__name__}.llada:LLaDAModelLM",
+    "LLaDAMoEModelLM": f"{__name__}.llada_moe:LLaDAMoEModelLM",
 }

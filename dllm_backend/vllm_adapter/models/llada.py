@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from itertools import islice
 
 import torch
 from torch import nn
@@ -37,6 +36,8 @@ from vllm.model_executor.models.utils import (
     maybe_prefix,
 )
 from vllm.sequence import IntermediateTensors
+
+from ._stack import run_decoder_stack
 
 # config key -> the only value the Llama layers compute (what every released LLaDA uses)
 _REQUIRED: dict[str, object] = {
@@ -130,17 +131,7 @@ class LLaDAModel(nn.Module):
         intermediate_tensors: IntermediateTensors | None,
         inputs_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor | IntermediateTensors:
-        if get_pp_group().is_first_rank:
-            hidden = inputs_embeds if inputs_embeds is not None else self.embed_input_ids(input_ids)
-            residual = None
-        else:
-            hidden, residual = intermediate_tensors["hidden_states"], intermediate_tensors["residual"]
-        for layer in islice(self.layers, self.start_layer, self.end_layer):
-            hidden, residual = layer(positions, hidden, residual)
-        if not get_pp_group().is_last_rank:
-            return IntermediateTensors({"hidden_states": hidden, "residual": residual})
-        hidden, _ = self.norm(hidden, residual)
-        return hidden
+        return run_decoder_stack(self, input_ids, positions, intermediate_tensors, inputs_embeds)
 
 
 class LLaDAModelLM(nn.Module, SupportsPP, SupportsLoRA, SupportsQuant):

@@ -14,9 +14,7 @@ weights the experts), top-k, NO renormalisation (`norm_topk_prob`,
 """
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable
-from itertools import islice
 from typing import Any
 
 import torch
@@ -44,25 +42,13 @@ from vllm.model_executor.models.utils import (
 )
 from vllm.sequence import IntermediateTensors
 
-from ...core.configs.llada_moe import LLaDAMoEConfig
-
-_CONFIG_KEYS = tuple(
-    name for name in inspect.signature(LLaDAMoEConfig.__init__).parameters
-    # NOTE: RoPE comes from vLLM's standardised `rope_parameters` of the served config
-    if name not in ("self", "kwargs", "rope_scaling")
-)
-
+from ...core.configs.llada_moe import LLaDAMoEConfig, as_moe_config
+from ._stack import run_decoder_stack
 
 def moe_config(config) -> LLaDAMoEConfig:
-    """The served config as `LLaDAMoEConfig`, whichever config class loaded it.
-
-    NOTE: the released config.json says model_type "llada" (LLaDA-8B's string), so AutoConfig
-    and vLLM build `LLaDAConfig` for it. Every LLaDA-MoE key is still on that object, as an
-    extra attribute or through LLaDAConfig's `attribute_map` aliases (hidden_size -> d_model).
-    """
-    if isinstance(config, LLaDAMoEConfig):
-        return config
-    return LLaDAMoEConfig(**{name: getattr(config, name) for name in _CONFIG_KEYS if hasattr(config, name)})
+    """The served config as `LLaDAMoEConfig` (see `as_moe_config`)."""
+    # NOTE: RoPE comes from vLLM's standardised `rope_parameters` of the served config
+    return as_moe_config(config, skip=("rope_scaling",))
 
 
 def _rope_parameters(served, config: LLaDAMoEConfig) -> dict[str, Any]:
@@ -241,17 +227,7 @@ class LLaDAMoEModel(nn.Module):
         intermediate_tensors: IntermediateTensors | None,
         inputs_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor | IntermediateTensors:
-        if get_pp_group().is_first_rank:
-            hidden = inputs_embeds if inputs_embeds is not None else self.embed_input_ids(input_ids)
-            residual = None
-        else:
-            hidden, residual = intermediate_tensors["hidden_states"], intermediate_tensors["residual"]
-        for layer in islice(self.layers, self.start_layer, self.end_layer):
-            hidden, residual = layer(positions, hidden, residual)
-        if not get_pp_group().is_last_rank:
-            return IntermediateTensors({"hidden_states": hidden, "residual": residual})
-        hidden, _ = self.norm(hidden, residual)
-        return hidden
+        return run_decoder_stack(self, input_ids, positions, intermediate_tensors, inputs_embeds)
 
 
 class LLaDAMoEModelLM(nn.Module, SupportsPP, SupportsQuant):
