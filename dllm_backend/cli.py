@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cpu-defaults", action="store_true", help="pass the vLLM arguments exactly as given")
     p.add_argument("model_dir")
     p.add_argument("vllm_args", nargs=argparse.REMAINDER, help="vLLM server arguments, e.g. --port 8000")
+
+    from .bench.cli import add_bench_args, add_train_args
+
+    add_train_args(sub.add_parser("train-tiny", help="train a small LLaDA / SDAR / Qwen3-AR model on the synthetic tasks (CPU)"))
+    add_bench_args(sub.add_parser("bench", help="accuracy, tokens/s, latency, NFE over a sweep (reference generator)"))
     return parser
 
 
@@ -138,6 +143,20 @@ def _serve(args: argparse.Namespace) -> int:
 
     exec_server(args.model_dir, args.vllm_args, cpu_defaults=not args.no_cpu_defaults)
     return 0  # not reached: the process is now vLLM's server
+
+
+@command("train-tiny")
+def _train_tiny(args: argparse.Namespace) -> int:
+    from .bench.cli import run_train
+
+    return run_train(args)
+
+
+@command("bench")
+def _bench(args: argparse.Namespace) -> int:
+    from .bench.cli import run_bench
+
+    return run_bench(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,7 +38,7 @@ def make_tiny(architecture: str, out_dir: str | Path, seed: int = 0) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer(tok_spec, TINY_VOCAB)
     config, model_type = _config(family, tok_spec, tok)
-    _write_config(config, model_type, out / "config.json")
+    write_config(config, model_type, out / "config.json")
     if tok_spec.generation_ids is not None:
         gen = {key: token_ids(tok, names) for key, names in tok_spec.generation_ids.items()}
         GenerationConfig(**gen).save_pretrained(str(out))
@@ -72,7 +72,7 @@ def _config(family: FamilySpec, tok_spec: TokenizerSpec, tok: Tokenizer) -> tupl
     return family.load_class("config_class")(**d), d.get("model_type")
 
 
-def _write_config(config: Any, model_type: str | None, path: Path) -> None:
+def write_config(config: Any, model_type: str | None, path: Path) -> None:
     """config.json as `save_pretrained` writes it, keeping the checkpoint's own model_type.
 
     NOTE: LLaDA-MoE's real config.json says "llada" while its class registers as "lladamoe"

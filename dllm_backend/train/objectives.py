@@ -1,0 +1,104 @@
+"""Training losses: LLaDA's masked diffusion, SDAR / BD3-LM block diffusion, next-token.
+
+Each objective: (model, batch, mask_id, block_size, generator) -> scalar loss. The reference
+networks take an explicit attention mask (None = bidirectional), so the objective decides
+what each position sees.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..core.reference.base import ReferenceModel
+from ..core.registry import Registry
+from .data import Batch
+
+Objective = Callable[[ReferenceModel, Batch, int, int, torch.Generator], torch.Tensor]
+OBJECTIVES: Registry[Objective] = Registry("training objective")
+
+EPS = 1e-3  # LLaDA's floor on the mask probability, which bounds the 1/t weight
+
+
+def _positions(r: int, length: int) -> torch.Tensor:
+    return torch.arange(length)[None].expand(r, length)
+
+
+def _weighted_masked_ce(
+    logits: torch.Tensor, ids: torch.Tensor, masked: torch.Tensor, p_mask: torch.Tensor, answer: torch.Tensor
+) -> torch.Tensor:
+    """sum over masked positions of CE / p_mask, per row divided by its answer length, batch mean.
+
+    logits [R, L, V]; ids, masked, answer [R, L]; p_mask [R, L] (the probability each was masked).
+    """
+    ce = F.cross_entropy(logits[masked], ids[masked], reduction="none") / p_mask[masked]
+    per_row = torch.zeros(ids.shape[0], dtype=ce.dtype).index_add_(0, masked.nonzero()[:, 0], ce)
+    return (per_row / answer.sum(1).clamp(min=1)).mean()
+
+
+@OBJECTIVES.register("masked_diffusion")
+def masked_diffusion(
+    model: ReferenceModel, batch: Batch, mask_id: int, block_size: int, gen: torch.Generator
+) -> torch.Tensor:
+    """LLaDA SFT: t ~ U(0, 1) per row, each answer token masked with p = (1 - eps) t + eps,
+    bidirectional attention, loss 1/p-weighted CE on the masked positions."""
+    ids, answer = batch.ids, batch.answer
+    r, length = ids.shape
+    t = torch.rand(r, generator=gen)
+    p = ((1 - EPS) * t + EPS)[:, None].expand(r, length)
+    masked = (torch.rand(r, length, generator=gen) < p) & answer
+    noisy = torch.where(masked, mask_id, ids)
+    logits = model(noisy, _positions(r, length), None)  # [R, L, V]
+    return _weighted_masked_ce(logits, ids, masked, p, answer)
+
+
+def block_diffusion_mask(length: int, block: int) -> torch.Tensor:
+    """Attention over [noisy x_t ; clean x_0] (2L keys), bool [2L, 2L], True = may attend.
+
+    A noisy token in block b sees the noisy tokens of block b and the clean tokens of blocks
+    < b (exactly what the decoder sees: its cache of committed blocks + the block being
+    denoised); a clean token sees clean tokens of blocks <= its own (the cache it forms).
+    """
+    blk = torch.arange(length) // block  # [L]
+    same = blk[:, None] == blk[None, :]
+    before = blk[None, :] < blk[:, None]
+    upto = blk[None, :] <= blk[:, None]
+    none = torch.zeros(length, length, dtype=torch.bool)
+    top = torch.cat([same, before], dim=1)  # noisy queries: [noisy keys | clean keys]
+    bottom = torch.cat([none, upto], dim=1)  # clean queries
+    return torch.cat([top, bottom], dim=0)
+
+
+@OBJECTIVES.register("block_diffusion")
+def block_diffusion(
+    model: ReferenceModel, batch: Batch, mask_id: int, block_size: int, gen: torch.Generator
+) -> torch.Tensor:
+    """SDAR / BD3-LM: one t ~ U(0, 1) per block, noisy and clean copies in one forward under
+    `block_diffusion_mask`, 1/p-weighted CE on the masked positions of the noisy copy."""
+    ids, answer = batch.ids, batch.answer
+    r, length = ids.shape
+    if length % block_size:
+        raise ValueError(f"row length {length} is not a multiple of block_size {block_size}")
+    t = torch.rand(r, length // block_size, generator=gen)
+    p = ((1 - EPS) * t + EPS).repeat_interleave(block_size, dim=1)  # [R, L]
+    masked = (torch.rand(r, length, generator=gen) < p) & answer
+    noisy = torch.where(masked, mask_id, ids)
+    both = torch.cat([noisy, ids], dim=1)  # [R, 2L]
+    pos = _positions(r, length).repeat(1, 2)  # both copies sit at the same positions
+    mask = block_diffusion_mask(length, block_size)[None].expand(r, -1, -1)
+    logits = model(both, pos, mask)[:, :length]  # only the noisy copy is scored
+    return _weighted_masked_ce(logits, ids, masked, p, answer)
+
+
+@OBJECTIVES.register("autoregressive")
+def autoregressive(
+    model: ReferenceModel, batch: Batch, mask_id: int, block_size: int, gen: torch.Generator
+) -> torch.Tensor:
+    """Next-token cross-entropy on the answer tokens under a causal mask."""
+    ids, answer = batch.ids, batch.answer
+    r, length = ids.shape
+    causal = torch.ones(length, length, dtype=torch.bool).tril()[None].expand(r, -1, -1)
+    logits = model(ids, _positions(r, length), causal)  # [R, L, V]
+    target = answer[:, 1:]  # the logits at i predict token i + 1
+    return F.cross_entropy(logits[:, :-1][target], ids[:, 1:][target])

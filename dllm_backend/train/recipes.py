@@ -1,0 +1,94 @@
+"""The three training recipes (`llada`, `sdar`, `ar`): layout, size, chat ending, objective and schedule.
+
+All three share one network size and one task mix so their accuracies and speeds compare:
+the full-attention dLLM (`LLaDAModelLM`), the block-causal dLLM (`SDARForCausalLM`, block 4)
+and an autoregressive twin in the stock `Qwen3ForCausalLM` layout (it uses SDAR's Qwen3
+tokenizer, so it sees token-for-token the same data as the SDAR model).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from ..core.registry import Registry
+from .tasks import TaskConfig
+
+# shared network size (0.84M parameters with the 2,048 vocabulary): heads of 32 (vLLM's CPU attention needs head_dim >= 32)
+HIDDEN, HEADS, HEAD_DIM, LAYERS, MLP = 96, 3, 32, 4, 256
+ROPE_THETA = 10000.0
+MAX_LEN = 512
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one kind of model is built and trained.
+
+    architecture: HF architectures[0] of the written checkpoint.
+    tokenizer_arch: whose tiny tokenizer spec (special tokens, chat template) it uses.
+    config: keys overriding the family's tiny config (sizes, RoPE).
+    objective: `objectives.OBJECTIVES` name.
+    end_token: the token the chat template closes an assistant turn with (the answer's last).
+    pad_token: fills the canvas after the answer (dLLMs learn to predict it; AR ignores it).
+    gen_length: answer region of every full-attention training row (canvas length at eval).
+    block_size: block of the block-diffusion objective.
+    """
+
+    kind: str
+    architecture: str
+    tokenizer_arch: str
+    config: Mapping[str, Any]
+    objective: str
+    end_token: str
+    pad_token: str
+    steps: int
+    batch_size: int
+    lr: float
+    gen_length: int = 24
+    block_size: int = 4
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+    tasks: TaskConfig = field(default_factory=TaskConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "config", MappingProxyType(dict(self.config)))
+        for name in ("steps", "batch_size", "gen_length", "block_size", "warmup_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if self.gen_length <= self.tasks.max_len:
+            raise ValueError(
+                f"gen_length {self.gen_length} leaves no room for the end token after "
+                f"{self.tasks.max_len} answer tokens"
+            )
+
+
+RECIPES: Registry[Recipe] = Registry("training recipe")
+
+_QWEN3_SIZE = {
+    "hidden_size": HIDDEN, "num_attention_heads": HEADS, "num_key_value_heads": HEADS,
+    "head_dim": HEAD_DIM, "num_hidden_layers": LAYERS, "intermediate_size": MLP,
+    "rope_theta": ROPE_THETA, "max_position_embeddings": MAX_LEN, "max_window_layers": LAYERS,
+}
+
+RECIPES.add("llada", Recipe(
+    kind="llada", architecture="LLaDAModelLM", tokenizer_arch="LLaDAModelLM",
+    config={"d_model": HIDDEN, "n_heads": HEADS, "n_kv_heads": HEADS, "n_layers": LAYERS,
+            "mlp_hidden_size": MLP, "rope_theta": ROPE_THETA, "max_sequence_length": MAX_LEN},
+    objective="masked_diffusion", end_token="<|eot_id|>", pad_token="<|endoftext|>",
+    steps=1500, batch_size=32, lr=2e-3,
+))
+RECIPES.add("sdar", Recipe(
+    kind="sdar", architecture="SDARForCausalLM", tokenizer_arch="SDARForCausalLM",
+    config={**_QWEN3_SIZE, "block_size": 4},
+    objective="block_diffusion", end_token="<|im_end|>", pad_token="<|endoftext|>",
+    steps=800, batch_size=32, lr=2e-3,
+))
+RECIPES.add("ar", Recipe(
+    kind="ar", architecture="Qwen3ForCausalLM", tokenizer_arch="SDARForCausalLM",
+    config=_QWEN3_SIZE,
+    objective="autoregressive", end_token="<|im_end|>", pad_token="<|endoftext|>",
+    steps=600, batch_size=32, lr=2e-3,
+))
