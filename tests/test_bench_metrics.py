@@ -108,12 +108,13 @@ def test_writers(tmp_path) -> None:
     result = PointResult.from_records("tiny", SweepPoint("threshold", (("threshold", 0.9),)), RECORDS)
     table = markdown_table([result])
     lines = table.splitlines()
-    assert lines[0].startswith("| model | decoding | accuracy | tokens/forward |")
-    assert lines[2] == ("| tiny | threshold threshold=0.9 | 66.7% | 1.60 | 1.67 | 12.5 | 8.0 | 2500.0 | "
+    assert lines[0].startswith("| model | runner | decoding | accuracy | tokens/forward |")
+    assert lines[2] == ("| tiny | reference | threshold threshold=0.9 | 66.7% | 1.60 | 1.67 | 12.5 | 8.0 | 2500.0 | "
                         "6880.0 | 500.0 |")
     write_json([result], tmp_path / "r.json", {"eval": "x"})
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["meta"] == {"eval": "x"}
+    assert doc["results"][0]["runner"] == "reference"
     assert doc["results"][0]["point"]["knobs"] == {"threshold": 0.9}
     assert doc["results"][0]["summary"]["output_tokens"] == 80
     assert [r["request_id"] for r in doc["results"][0]["records"]] == ["r0", "r1", "r2", "r3"]

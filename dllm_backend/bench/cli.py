@@ -1,4 +1,4 @@
-"""`dllm-backend bench` (reference runner) and `dllm-backend train-tiny`: argument parsers and entry functions.
+"""`dllm-backend bench` (a suite through the vLLM and reference runners) and `dllm-backend train-tiny`: argument parsers and entry functions.
 
 `cli.py` wires them: `add_bench_args(subparser)` + `run_bench(args)`, `add_train_args(subparser)`
 + `run_train(args)`; both return a process exit code.
@@ -24,36 +24,82 @@ def load_examples(path: str | Path, limit: int | None = None):
 
 
 def add_bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model_dirs", nargs="+", help="checkpoint directories (dLLM or the Qwen3 AR twin)")
-    p.add_argument("--eval", required=True, help="JSONL of {task, prompt, answer}, e.g. checkpoints/heldout.jsonl")
+    p.add_argument("model_dirs", nargs="*",
+                   help="ad-hoc run: checkpoint directories (dLLM or the Qwen3 AR twin); without them the suite runs")
+    p.add_argument("--suite", default=None, help="suite JSON (see bench/suite.py); default: the packaged default suite")
+    p.add_argument("--runner", default="vllm", help="ad-hoc run: vllm | reference (comma-separated for both)")
+    p.add_argument("--eval", default="checkpoints/heldout.jsonl", help="ad-hoc run: JSONL of {task, prompt, answer}")
+    p.add_argument("--sweep", default=None, help="ad-hoc run: sweep JSON file (see bench/sweep.py); default: DEFAULT_SWEEP")
+    p.add_argument("--concurrency", default=None, help="ad-hoc run: comma-separated concurrencies (overrides the sweep's)")
     p.add_argument("--limit", type=int, default=None, help="use the first N examples")
-    p.add_argument("--sweep", default=None, help="sweep JSON (see bench/sweep.py); default: DEFAULT_SWEEP")
     p.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS)
-    p.add_argument("--out-json", default=None)
-    p.add_argument("--out-md", default=None)
+    p.add_argument("--out", default=None, help="folder for results.json, results.md and the PNG plots")
+    p.add_argument("--doc", default=None, help="markdown document whose generated section is rewritten (docs/benchmarks.md)")
+
+
+def _ad_hoc_suite(args: argparse.Namespace):
+    from dataclasses import replace
+
+    from .suite import Job, Suite
+
+    sweep = Sweep.from_dict(json.loads(Path(args.sweep).read_text())) if args.sweep else DEFAULT_SWEEP
+    if args.concurrency:
+        sweep = replace(sweep, concurrency=tuple(int(c) for c in args.concurrency.split(",")))
+    greedy = Sweep(algorithms={"greedy": {}}, concurrency=sweep.concurrency)
+    jobs = []
+    for runner in args.runner.split(","):
+        for d in args.model_dirs:
+            ar = (json.loads((Path(d) / "config.json").read_text()).get("architectures") or [""])[0] == "Qwen3ForCausalLM"
+            job_sweep = greedy if ar else sweep
+            if runner == "reference":  # one request at a time
+                job_sweep = replace(job_sweep, concurrency=(1,))
+            jobs.append(Job(Path(d), runner, job_sweep, args.limit))
+    return Suite(Path(args.eval), tuple(jobs), args.max_tokens, args.limit)
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from .reference_runner import load, run_point
-    from .report import PointResult, markdown_table, write_json, write_markdown
-    from .sweep import GREEDY, SweepPoint
+    import shlex
+    import sys
+    import time
 
-    examples = load_examples(args.eval, args.limit)
-    sweep = Sweep.from_dict(json.loads(Path(args.sweep).read_text())) if args.sweep else DEFAULT_SWEEP
-    results = []
-    for model_dir in args.model_dirs:
-        model = load(model_dir)
-        points = [SweepPoint(GREEDY)] if model.generator == GREEDY else [
-            p for p in sweep.points() if p.algorithm != GREEDY
-        ]
-        for point in points:
-            records = run_point(model_dir, examples, point, args.max_tokens, model)
-            results.append(PointResult.from_records(Path(model_dir).name, point, records))
-    if args.out_json:
-        write_json(results, args.out_json, {"eval": args.eval, "examples": len(examples), "max_tokens": args.max_tokens})
-    if args.out_md:
-        write_markdown(results, args.out_md)
-    print(markdown_table(results), end="")
+    from .document import render, update_document
+    from .machine import machine_description
+    from .report import markdown_table, write_json
+    from .suite import DEFAULT_SUITE, Suite, run_suite
+    from .targets import evaluate_targets, targets_markdown
+
+    if args.model_dirs:
+        suite = _ad_hoc_suite(args)
+    else:
+        suite = Suite.load(args.suite or DEFAULT_SUITE)
+        if args.limit is not None:
+            from dataclasses import replace
+
+            suite = replace(suite, jobs=tuple(replace(j, limit=min(j.limit or args.limit, args.limit)) for j in suite.jobs))
+    progress = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    progress(f"[bench] {suite.num_points()} points over {len(suite.jobs)} jobs")
+    start = time.perf_counter()
+    results = run_suite(suite, progress)
+    seconds = time.perf_counter() - start
+    targets = evaluate_targets(results)
+    machine = machine_description()
+    command = "dllm-backend bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    table = markdown_table(results)
+    print(table + "\n" + targets_markdown(targets), end="")
+    plots = []
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        meta = {"eval": str(suite.eval), "max_tokens": suite.max_tokens, "machine": machine,
+                "command": command, "seconds": seconds, "targets": [t.to_json() for t in targets]}
+        write_json(results, out / "results.json", meta)
+        from .plots import write_plots
+
+        plots = write_plots(results, out)
+        (out / "results.md").write_text(render(results, targets, machine, command, plots, out, seconds))
+    if args.doc:
+        doc = Path(args.doc)
+        update_document(doc, render(results, targets, machine, command, plots, doc.parent, seconds))
     return 0
 
 

@@ -13,6 +13,7 @@ class RequestRecord:
     (None when unknown); end_s: its last token was returned. nfe: model forwards run for it
     (a batched engine forward counts once for every request in the batch); steps: denoising
     steps (decode steps for an AR model). correct: exact match, None when not scored.
+    output_ids: the generated token ids, None when not kept.
     """
 
     request_id: str
@@ -25,6 +26,7 @@ class RequestRecord:
     steps: int
     correct: bool | None = None
     finish_reason: str = "stop"
+    output_ids: tuple[int, ...] | None = None  # the generated token ids (compares runners token for token)
 
     def __post_init__(self) -> None:
         for name in ("prompt_tokens", "output_tokens", "nfe", "steps"):

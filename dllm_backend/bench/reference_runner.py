@@ -107,7 +107,27 @@ def run_point(
                 request_id=f"{i}", prompt_tokens=len(prompt), output_tokens=len(result.token_ids),
                 start_s=start, first_token_s=first, end_s=end, nfe=result.nfe, steps=result.steps,
                 correct=exact_match(text, ex.answer), finish_reason=result.finish_reason,
+                output_ids=tuple(result.token_ids),
             ))
     finally:
         handle.remove()
     return records
+
+
+class ReferenceRunner:
+    """The `run_point(examples, point, max_tokens)` interface the suite drives (see `vllm_runner.VllmRunner`)."""
+
+    max_concurrency = 1
+
+    def __init__(self, model_dir: str | Path) -> None:
+        self.model_dir = Path(model_dir)
+        self.model = load(model_dir)
+
+    def warm_up(self, examples: Sequence[Example], point: SweepPoint, max_tokens: int) -> None:
+        self.run_point(examples[: min(len(examples), 2)], point, max_tokens)
+
+    def run_point(self, examples: Sequence[Example], point: SweepPoint, max_tokens: int) -> list[RequestRecord]:
+        return run_point(self.model_dir, examples, point, max_tokens, self.model)
+
+    def close(self) -> None:
+        self.model = None  # type: ignore[assignment]

@@ -16,14 +16,18 @@ class PointResult:
     model: str  # checkpoint name or directory
     point: SweepPoint
     summary: Summary
+    runner: str = "reference"  # "vllm" (the engine) | "reference" (the reference generator)
     records: tuple[RequestRecord, ...] = field(default=(), repr=False)
 
     @classmethod
-    def from_records(cls, model: str, point: SweepPoint, records: Sequence[RequestRecord]) -> "PointResult":
-        return cls(model=model, point=point, summary=summarize(records), records=tuple(records))
+    def from_records(
+        cls, model: str, point: SweepPoint, records: Sequence[RequestRecord], runner: str = "reference"
+    ) -> "PointResult":
+        return cls(model=model, point=point, summary=summarize(records), runner=runner, records=tuple(records))
 
     def to_json(self, with_records: bool = True) -> dict[str, Any]:
-        d: dict[str, Any] = {"model": self.model, "point": self.point.to_json(), "summary": self.summary.to_json()}
+        d: dict[str, Any] = {"model": self.model, "runner": self.runner, "point": self.point.to_json(),
+                             "summary": self.summary.to_json()}
         if with_records:
             d["records"] = [r.to_json() for r in self.records]
         return d
@@ -37,6 +41,7 @@ def write_json(results: Sequence[PointResult], path: str | Path, meta: dict[str,
 # column title -> how a cell is drawn from a result
 _COLUMNS: tuple[tuple[str, Any], ...] = (
     ("model", lambda r: r.model),
+    ("runner", lambda r: r.runner),
     ("decoding", lambda r: r.point.label),
     ("accuracy", lambda r: _pct(r.summary.accuracy)),
     ("tokens/forward", lambda r: _num(r.summary.tokens_per_forward, 2)),

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -19,6 +21,16 @@ Objective = Callable[[ReferenceModel, Batch, int, int, torch.Generator], torch.T
 OBJECTIVES: Registry[Objective] = Registry("training objective")
 
 EPS = 1e-3  # LLaDA's floor on the mask probability, which bounds the 1/t weight
+
+
+def _mask_rates(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+    """t ~ U(0, 1) for each entry, stratified (MDLM's low-discrepancy sampler): one uniform
+    offset plus evenly spaced strata, so every batch covers all noise levels evenly (lower
+    gradient variance than independent draws, same marginal)."""
+    n = math.prod(shape)
+    u = torch.rand(1, generator=gen)
+    strata = torch.randperm(n, generator=gen).to(torch.float32)
+    return ((u + strata) / n).reshape(shape)
 
 
 def _positions(r: int, length: int) -> torch.Tensor:
@@ -45,7 +57,7 @@ def masked_diffusion(
     bidirectional attention, loss 1/p-weighted CE on the masked positions."""
     ids, answer = batch.ids, batch.answer
     r, length = ids.shape
-    t = torch.rand(r, generator=gen)
+    t = _mask_rates((r,), gen)
     p = ((1 - EPS) * t + EPS)[:, None].expand(r, length)
     masked = (torch.rand(r, length, generator=gen) < p) & answer
     noisy = torch.where(masked, mask_id, ids)
@@ -80,7 +92,7 @@ def block_diffusion(
     r, length = ids.shape
     if length % block_size:
         raise ValueError(f"row length {length} is not a multiple of block_size {block_size}")
-    t = torch.rand(r, length // block_size, generator=gen)
+    t = _mask_rates((r, length // block_size), gen)
     p = ((1 - EPS) * t + EPS).repeat_interleave(block_size, dim=1)  # [R, L]
     masked = (torch.rand(r, length, generator=gen) < p) & answer
     noisy = torch.where(masked, mask_id, ids)

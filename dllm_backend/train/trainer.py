@@ -6,6 +6,7 @@ the report says so); the learning-rate schedule is always laid out over `steps`.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -41,12 +42,15 @@ def heldout_examples(recipe: Recipe):
 
 
 def _lr_at(step: int, recipe: Recipe) -> float:
-    """Linear warmup over `recipe.warmup_steps`, then constant.
+    """Linear warmup over `recipe.warmup_steps`, then cosine decay to 10% at `recipe.steps`.
 
-    NOTE: no decay, so the checkpoint saved at step N of a longer run is bit-identical to a
-    run of N steps: a run cut short by `minutes` stays reproducible with `steps=N`.
+    NOTE: the decay is laid out over the planned steps, so a run cut short by `minutes` is
+    not the same as a shorter planned run; reproduce a checkpoint with its `steps`.
     """
-    return recipe.lr * min(1.0, (step + 1) / recipe.warmup_steps)
+    if step < recipe.warmup_steps:
+        return recipe.lr * (step + 1) / recipe.warmup_steps
+    done = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
+    return recipe.lr * (0.1 + 0.45 * (1.0 + math.cos(math.pi * min(1.0, done))))
 
 
 def _batches(recipe: Recipe, tokenizer, seed: int, first: int, steps: int) -> Iterator:
