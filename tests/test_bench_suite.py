@@ -1,6 +1,7 @@
 """Bench suites: parsing and validation, the default suite, and the run loop (with a stand-in runner)."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,14 @@ def test_run_suite_loads_each_model_once_warms_once_and_reports_progress(tmp_pat
         "[bench 3/4] a vllm low_confidence conc=2: acc 50.0% 8.0 tok/s",
         "[bench 4/4] a vllm threshold threshold=0.9: acc 50.0% 4.0 tok/s",
     ]
+
+
+def test_check_models_refuses_a_block_size_the_family_rejects_before_running() -> None:
+    suite = Suite.from_dict({"eval": str(REPO / "checkpoints/heldout.jsonl"), "jobs": [
+        {"model": str(REPO / "checkpoints/sdar-tiny-digits"), "runner": "vllm",
+         "sweep": {"algorithms": {"threshold": {"threshold": [0.9]}}, "block_sizes": [8]}}]})
+    with pytest.raises(ValueError, match=r"job 0 \(sdar-tiny-digits, threshold threshold=0.9 block=8\): "
+                                         r"block_size 8 is not valid for SDARForCausalLM"):
+        run_suite(suite, lambda _: None)
+    default = Suite.load(DEFAULT_SUITE)
+    dataclasses.replace(default, jobs=tuple(dataclasses.replace(j, model=REPO / j.model) for j in default.jobs)).check_models()

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from dllm_backend.train.data import Batch, Encoded, collate
 from dllm_backend.train.objectives import (
-    EPS, autoregressive, block_diffusion, block_diffusion_mask, masked_diffusion,
+    EPS, autoregressive, block_diffusion, block_diffusion_mask, masked_diffusion, noise_levels,
 )
 
 V, MASK = 8, 7
@@ -70,7 +70,7 @@ def test_masked_diffusion_never_masks_the_prompt_and_weights_by_1_over_p() -> No
     assert spy.mask is None  # bidirectional
     assert spy.ids[:, :3].tolist() == [[1, 2, 3]] * 2
     assert ((spy.ids == MASK) <= batch.answer).all()
-    t = torch.rand(2, generator=torch.Generator().manual_seed(0))  # the same draw
+    t = noise_levels((2,), torch.Generator().manual_seed(0))  # the same draw
     p = (1 - EPS) * t + EPS
     assert math.isclose(float(loss), float(_expected(spy.ids, batch, p)), rel_tol=1e-6)
 
@@ -84,7 +84,7 @@ def test_block_diffusion_feeds_noisy_then_clean_copy() -> None:
     assert torch.equal(spy.mask[0], block_diffusion_mask(8, 4))
     noisy = spy.ids[:, :8]
     assert ((noisy == MASK) <= batch.answer).all() and noisy[:, :3].tolist() == [[1, 2, 3]] * 2
-    t = torch.rand(2, 2, generator=torch.Generator().manual_seed(1))  # one t per block
+    t = noise_levels((2, 2), torch.Generator().manual_seed(1))  # one t per block
     p = ((1 - EPS) * t + EPS).repeat_interleave(4, dim=1)
     ce = -F.log_softmax(torch.tensor([2.0] + [0.0] * (V - 1)), -1)
     masked = noisy == MASK
@@ -100,3 +100,11 @@ def test_autoregressive_loss_is_next_token_ce_on_answers() -> None:
     assert torch.equal(spy.mask[0], torch.ones(5, 5, dtype=torch.bool).tril())
     ce = -F.log_softmax(torch.tensor([2.0] + [0.0] * (V - 1)), -1)
     assert math.isclose(float(loss), float((ce[3] + ce[4]) / 2), rel_tol=1e-6)  # targets 3, 4
+
+
+def testnoise_levels_are_stratified_over_the_batch() -> None:
+    """One draw per stratum [k/n, (k+1)/n): every batch covers all noise levels evenly."""
+    t = noise_levels((4, 8), torch.Generator().manual_seed(3))  # [4, 8]
+    assert t.shape == (4, 8) and ((t >= 0) & (t < 1)).all()
+    strata = (t.flatten() * 32).floor().long().sort().values
+    assert strata.tolist() == list(range(32))

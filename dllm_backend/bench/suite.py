@@ -88,6 +88,26 @@ class Suite:
     def num_points(self) -> int:
         return sum(len(j.sweep.points()) for j in self.jobs)
 
+    def check_models(self) -> None:
+        """Fails before anything is timed: every model directory exists and every point's block
+        size is one its family accepts (block-causal checkpoints only run their trained block)."""
+        from ..core.families import FAMILIES, resolve_dir
+
+        for i, job in enumerate(self.jobs):
+            config = job.model / "config.json"
+            if not config.is_file():
+                raise ValueError(f"job {i}: {str(job.model)!r} is not a checkpoint directory: no config.json")
+            arch = (json.loads(config.read_text()).get("architectures") or [""])[0]
+            if arch not in FAMILIES:
+                continue  # the AR twin: greedy points only (checked by the sweep)
+            family = resolve_dir(job.model)
+            for point in job.sweep.points():
+                if point.block_size is not None:
+                    try:
+                        family.check_block_size(point.block_size)
+                    except ValueError as exc:
+                        raise ValueError(f"job {i} ({job.model.name}, {point.label}): {exc}") from None
+
 
 def run_suite(
     suite: Suite, progress: Callable[[str], None] = print, runner_factory: Callable[[str, Path], Any] | None = None,
@@ -96,6 +116,8 @@ def run_suite(
     from .cli import load_examples
 
     make = runner_factory or (lambda name, model: RUNNERS.get(name)(model))
+    if runner_factory is None:
+        suite.check_models()
     examples = load_examples(suite.eval)
     total, done, t0 = suite.num_points(), 0, time.perf_counter()
     results: list[PointResult] = []

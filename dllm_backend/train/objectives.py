@@ -23,7 +23,7 @@ OBJECTIVES: Registry[Objective] = Registry("training objective")
 EPS = 1e-3  # LLaDA's floor on the mask probability, which bounds the 1/t weight
 
 
-def _mask_rates(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+def noise_levels(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
     """t ~ U(0, 1) for each entry, stratified (MDLM's low-discrepancy sampler): one uniform
     offset plus evenly spaced strata, so every batch covers all noise levels evenly (lower
     gradient variance than independent draws, same marginal)."""
@@ -57,7 +57,7 @@ def masked_diffusion(
     bidirectional attention, loss 1/p-weighted CE on the masked positions."""
     ids, answer = batch.ids, batch.answer
     r, length = ids.shape
-    t = _mask_rates((r,), gen)
+    t = noise_levels((r,), gen)
     p = ((1 - EPS) * t + EPS)[:, None].expand(r, length)
     masked = (torch.rand(r, length, generator=gen) < p) & answer
     noisy = torch.where(masked, mask_id, ids)
@@ -92,7 +92,7 @@ def block_diffusion(
     r, length = ids.shape
     if length % block_size:
         raise ValueError(f"row length {length} is not a multiple of block_size {block_size}")
-    t = _mask_rates((r, length // block_size), gen)
+    t = noise_levels((r, length // block_size), gen)
     p = ((1 - EPS) * t + EPS).repeat_interleave(block_size, dim=1)  # [R, L]
     masked = (torch.rand(r, length, generator=gen) < p) & answer
     noisy = torch.where(masked, mask_id, ids)
