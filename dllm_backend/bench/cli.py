@@ -64,7 +64,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
     from .document import render, update_document
     from .machine import machine_description
-    from .report import markdown_table, write_json
+    from .report import markdown_table, write_json, write_records
     from .suite import DEFAULT_SUITE, Suite, run_suite
     from .targets import evaluate_targets, targets_markdown
 
@@ -92,7 +92,8 @@ def run_bench(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         meta = {"eval": str(suite.eval), "max_tokens": suite.max_tokens, "machine": machine,
                 "command": command, "seconds": seconds, "targets": [t.to_json() for t in targets]}
-        write_json(results, out / "results.json", meta)
+        write_json(results, out / "results.json", meta, with_records=False)  # summaries: small enough to commit
+        write_records(results, out / "records.jsonl.gz")
         from .plots import write_plots
 
         plots = write_plots(results, out)

@@ -33,9 +33,20 @@ class PointResult:
         return d
 
 
-def write_json(results: Sequence[PointResult], path: str | Path, meta: dict[str, Any] | None = None) -> None:
-    doc = {"meta": meta or {}, "results": [r.to_json() for r in results]}
+def write_json(
+    results: Sequence[PointResult], path: str | Path, meta: dict[str, Any] | None = None, with_records: bool = True,
+) -> None:
+    doc = {"meta": meta or {}, "results": [r.to_json(with_records) for r in results]}
     Path(path).write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def write_records(results: Sequence[PointResult], path: str | Path) -> None:
+    """Every request of every point, one JSON line per point, gzip-compressed (megabytes as plain JSON)."""
+    import gzip
+
+    with gzip.open(path, "wt") as f:
+        for r in results:
+            f.write(json.dumps(r.to_json(with_records=True), separators=(",", ":")) + "\n")
 
 
 # column title -> how a cell is drawn from a result

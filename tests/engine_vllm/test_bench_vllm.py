@@ -5,6 +5,7 @@ timing is asserted, only counts, token ids, scores and what the run writes.
 """
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -92,8 +93,12 @@ def test_bench_command_writes_results_plots_and_document(ar_dir, tmp_path, capsy
     code = main(["bench", str(ar_dir), "--runner", "vllm,reference", "--eval", str(eval_path), "--concurrency", "1,4",
                  "--max-tokens", str(MAX_TOKENS), "--out", str(out), "--doc", str(doc)])
     assert code == 0
-    results = json.loads((out / "results.json").read_text())["results"]
+    summaries = json.loads((out / "results.json").read_text())["results"]
+    assert all("records" not in r for r in summaries)  # per-request records go to the gzip file
+    with gzip.open(out / "records.jsonl.gz", "rt") as f:
+        results = [json.loads(line) for line in f]
     assert [(r["runner"], r["point"]["concurrency"]) for r in results] == [("reference", 1), ("vllm", 1), ("vllm", 4)]
+    assert [r["summary"] for r in results] == [r["summary"] for r in summaries]
     ids = [[rec["output_ids"] for rec in r["records"]] for r in results]
     assert ids[0] == ids[1] == ids[2]  # stock vLLM greedy == the reference greedy loop, at any concurrency
     assert all(rec["nfe"] == rec["output_tokens"] for r in results for rec in r["records"])
