@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
 
-    from dllm_backend.bench.cli import load_examples
+    from dllm_backend.train.tasks import load_examples
     from dllm_backend.bench.metrics import summarize
     from dllm_backend.bench.sweep import SweepPoint
     from dllm_backend.bench.vllm_runner import VllmRunner

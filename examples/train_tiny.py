@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from dllm_backend.bench.cli import load_examples
+from dllm_backend.train.tasks import load_examples
 from dllm_backend.train import train_tiny
 from dllm_backend.train.evaluate import evaluate
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dllm_backend.bench.cli import load_examples
+from dllm_backend.train.tasks import load_examples
 from dllm_backend.bench.reference_runner import load, run_point
 from dllm_backend.bench.sweep import SweepPoint
 

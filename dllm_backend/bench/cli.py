@@ -7,20 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from .sweep import DEFAULT_SWEEP, Sweep
+from .sweep import DEFAULT_SWEEP, GREEDY, Sweep
 
 DEFAULT_MAX_TOKENS = 24  # the trained checkpoints' canvas (answers are <= 21 tokens)
-
-
-def load_examples(path: str | Path, limit: int | None = None):
-    from ..train.tasks import Example
-
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    out = [Example(task=r["task"], prompt=r["prompt"], answer=r["answer"]) for r in rows]
-    return out[:limit] if limit is not None else out
 
 
 def add_bench_args(p: argparse.ArgumentParser) -> None:
@@ -38,23 +31,21 @@ def add_bench_args(p: argparse.ArgumentParser) -> None:
 
 
 def _ad_hoc_suite(args: argparse.Namespace):
-    from dataclasses import replace
-
+    from ..train.checkpoint import AR_ARCHITECTURE, checkpoint_architecture
     from .suite import Job, Suite
 
     sweep = Sweep.from_dict(json.loads(Path(args.sweep).read_text())) if args.sweep else DEFAULT_SWEEP
     if args.concurrency:
         sweep = replace(sweep, concurrency=tuple(int(c) for c in args.concurrency.split(",")))
-    greedy = Sweep(algorithms={"greedy": {}}, concurrency=sweep.concurrency)
+    greedy = Sweep(algorithms={GREEDY: {}}, concurrency=sweep.concurrency)
     jobs = []
     for runner in args.runner.split(","):
         for d in args.model_dirs:
-            ar = (json.loads((Path(d) / "config.json").read_text()).get("architectures") or [""])[0] == "Qwen3ForCausalLM"
-            job_sweep = greedy if ar else sweep
+            job_sweep = greedy if checkpoint_architecture(d) == AR_ARCHITECTURE else sweep
             if runner == "reference":  # one request at a time
                 job_sweep = replace(job_sweep, concurrency=(1,))
             jobs.append(Job(Path(d), runner, job_sweep, args.limit))
-    return Suite(Path(args.eval), tuple(jobs), args.max_tokens, args.limit)
+    return Suite(Path(args.eval), tuple(jobs), args.max_tokens)
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -73,8 +64,6 @@ def run_bench(args: argparse.Namespace) -> int:
     else:
         suite = Suite.load(args.suite or DEFAULT_SUITE)
         if args.limit is not None:
-            from dataclasses import replace
-
             suite = replace(suite, jobs=tuple(replace(j, limit=min(j.limit or args.limit, args.limit)) for j in suite.jobs))
     progress = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     progress(f"[bench] {suite.num_points()} points over {len(suite.jobs)} jobs")

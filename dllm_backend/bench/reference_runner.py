@@ -11,7 +11,6 @@ itself is not timed separately).
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from ..core.families import FAMILIES
 from ..core.reference.generators import GenerationRequest, GenerationResult, generate
 from ..core.registry import Registry
 from ..train.ar_twin import greedy_generate, load_ar_twin
-from ..train.checkpoint import AR_ARCHITECTURE
+from ..train.checkpoint import AR_ARCHITECTURE, checkpoint_architecture
 from ..train.data import prompt_ids
 from ..train.tasks import Example, exact_match
 from .records import RequestRecord
@@ -51,7 +50,7 @@ class _Model:
 
 def load(model_dir: str | Path) -> _Model:
     d = Path(model_dir)
-    arch = (json.loads((d / "config.json").read_text()).get("architectures") or [""])[0]
+    arch = checkpoint_architecture(d)
     if arch == AR_ARCHITECTURE:
         ar = load_ar_twin(d)
 

@@ -6,9 +6,9 @@ A suite is JSON (the default one is `suites/default.json`, the run behind docs/b
      "jobs": [{"model": "checkpoints/sdar-tiny-digits", "runner": "vllm", "limit": null,
                "sweep": {"algorithms": {"threshold": {"threshold": [0.9]}}, "concurrency": [1, 16]}}]}
 
-Relative paths resolve against the current directory. Jobs with the same (runner, model)
-share one loaded runner (one engine start per checkpoint), which is warmed up before its
-first timed point.
+A top-level "limit" is the default of every job's. Relative paths resolve against the current
+directory. Jobs with the same (runner, model) share one loaded runner (one engine start per
+checkpoint), which is warmed up before its first timed point.
 """
 from __future__ import annotations
 
@@ -61,7 +61,6 @@ class Suite:
     eval: Path
     jobs: tuple[Job, ...]
     max_tokens: int = 24
-    limit: int | None = None
 
     def __post_init__(self) -> None:
         if not self.jobs:
@@ -79,7 +78,7 @@ class Suite:
             if unknown := sorted(set(j) - job_keys):
                 raise ValueError(f"job {i}: unknown keys {unknown}; valid: {', '.join(sorted(job_keys))}")
             jobs.append(Job(Path(j["model"]), j["runner"], Sweep.from_dict(j["sweep"]), j.get("limit", d.get("limit"))))
-        return cls(Path(d["eval"]), tuple(jobs), int(d.get("max_tokens", 24)), d.get("limit"))
+        return cls(Path(d["eval"]), tuple(jobs), int(d.get("max_tokens", 24)))
 
     @classmethod
     def load(cls, path: str | Path) -> "Suite":
@@ -92,12 +91,13 @@ class Suite:
         """Fails before anything is timed: every model directory exists and every point's block
         size is one its family accepts (block-causal checkpoints only run their trained block)."""
         from ..core.families import FAMILIES, resolve_dir
+        from ..train.checkpoint import checkpoint_architecture
 
         for i, job in enumerate(self.jobs):
-            config = job.model / "config.json"
-            if not config.is_file():
-                raise ValueError(f"job {i}: {str(job.model)!r} is not a checkpoint directory: no config.json")
-            arch = (json.loads(config.read_text()).get("architectures") or [""])[0]
+            try:
+                arch = checkpoint_architecture(job.model)
+            except ValueError as exc:
+                raise ValueError(f"job {i}: {exc}") from None
             if arch not in FAMILIES:
                 continue  # the AR twin: greedy points only (checked by the sweep)
             family = resolve_dir(job.model)
@@ -113,7 +113,7 @@ def run_suite(
     suite: Suite, progress: Callable[[str], None] = print, runner_factory: Callable[[str, Path], Any] | None = None,
 ) -> list[PointResult]:
     """Runs every job's points, one runner per (runner, model) at a time; reports progress per point."""
-    from .cli import load_examples
+    from ..train.tasks import load_examples
 
     make = runner_factory or (lambda name, model: RUNNERS.get(name)(model))
     if runner_factory is None:

@@ -16,9 +16,9 @@ from typing import Any, Sequence
 
 from .records import RequestRecord
 from .report import PointResult
+from .suite import RUNNERS
 from .sweep import GREEDY, SweepPoint
 
-RUNNERS: tuple[str, ...] = ("vllm", "reference")
 GOAL_DLLM_VS_AR = 3.0
 GOAL_PLUGIN_VS_REFERENCE = 10.0
 GOAL_CONCURRENCY = 6.0
@@ -70,7 +70,7 @@ def check_results(results: Sequence[PointResult]) -> None:
     seen: set[tuple[str, str, SweepPoint]] = set()
     for r in results:
         if r.runner not in RUNNERS:
-            raise ValueError(f"unknown runner {r.runner!r} (model {r.model!r}); valid: {', '.join(RUNNERS)}")
+            raise ValueError(f"unknown runner {r.runner!r} (model {r.model!r}); valid: {', '.join(RUNNERS.names())}")
         key = (r.model, r.runner, r.point)
         if key in seen:
             raise ValueError(f"duplicate result for model {r.model!r}, runner {r.runner!r}, point {r.point.label!r}")
@@ -80,11 +80,10 @@ def check_results(results: Sequence[PointResult]) -> None:
 def token_match(a: Sequence[RequestRecord], b: Sequence[RequestRecord]) -> tuple[int, int]:
     """(requests whose output ids agree, requests compared), pairing records by request_id.
 
-    Only requests both runs kept output ids for are compared; `getattr` so that records from
-    before `output_ids` existed count as "not kept".
+    Only requests both runs kept output ids for are compared.
     """
-    ids_a = {r.request_id: getattr(r, "output_ids", None) for r in a}
-    ids_b = {r.request_id: getattr(r, "output_ids", None) for r in b}
+    ids_a = {r.request_id: r.output_ids for r in a}
+    ids_b = {r.request_id: r.output_ids for r in b}
     pairs = [(ids_a[i], ids_b[i]) for i in ids_a.keys() & ids_b.keys()]
     pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
     return sum(tuple(x) == tuple(y) for x, y in pairs), len(pairs)

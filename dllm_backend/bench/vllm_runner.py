@@ -14,7 +14,6 @@ yields the first), so NFE = steps = output tokens.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections import deque
@@ -22,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..train.checkpoint import AR_ARCHITECTURE
+from ..train.checkpoint import AR_ARCHITECTURE, checkpoint_architecture
+from ..vllm_adapter.decode_params import STATS_KEY
 from ..train.data import prompt_ids
 from ..train.tasks import Example, exact_match
 from .records import RequestRecord
@@ -30,7 +30,6 @@ from .sweep import GREEDY, SweepPoint
 
 # KV cache for the tiny checkpoints: 1 GiB holds every concurrent request many times over
 _ENV_DEFAULTS = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-STATS_KEY = "dllm"  # the scheduler's key in kv_transfer_params (vllm_adapter.scheduler.STATS_KEY)
 
 
 def extra_args(point: SweepPoint) -> dict[str, Any]:
@@ -60,8 +59,7 @@ class VllmRunner:
         from vllm import LLM
 
         self.model_dir = Path(model_dir)
-        arch = (json.loads((self.model_dir / "config.json").read_text()).get("architectures") or [""])[0]
-        self.autoregressive = arch == AR_ARCHITECTURE
+        self.autoregressive = checkpoint_architecture(self.model_dir) == AR_ARCHITECTURE
         # NOTE: eager (no CPU graph compile) keeps start-up at seconds; fp32 like the reference,
         # so the two runners can be compared token for token.
         self.llm = LLM(

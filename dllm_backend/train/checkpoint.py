@@ -25,6 +25,14 @@ from ..core.tiny.tokenizer import build_tokenizer, token_ids, write_tokenizer
 from .recipes import MAX_LEN, Recipe
 
 AR_ARCHITECTURE = "Qwen3ForCausalLM"
+
+
+def checkpoint_architecture(model_dir: str | Path) -> str:
+    """`architectures[0]` of a checkpoint directory's config.json ("" when it names none)."""
+    config = Path(model_dir) / "config.json"
+    if not config.is_file():
+        raise ValueError(f"{str(model_dir)!r} is not a checkpoint directory: no config.json")
+    return (json.loads(config.read_text()).get("architectures") or [""])[0]
 _VOCAB_KEYS = ("vocab_size", "embedding_size")
 
 

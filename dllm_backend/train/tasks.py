@@ -14,8 +14,10 @@ digits is N tokens. The tasks differ in how parallel their answers are:
 """
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from ..core.registry import Registry
@@ -91,6 +93,13 @@ class Example:
 
     def to_json(self) -> dict[str, str]:
         return {"task": self.task, "prompt": self.prompt, "answer": self.answer}
+
+
+def load_examples(path: str | Path, limit: int | None = None) -> list[Example]:
+    """An eval set written one `Example.to_json()` per line (checkpoints/heldout.jsonl); the first `limit`."""
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    out = [Example(task=r["task"], prompt=r["prompt"], answer=r["answer"]) for r in rows]
+    return out[:limit] if limit is not None else out
 
 
 def render_digits(digits: Sequence[int]) -> str:

@@ -33,6 +33,8 @@ SAMPLING_FIELDS: frozenset[str] = frozenset({"temperature", "top_p", "top_k", "s
 ENGINE_KEYS: frozenset[str] = frozenset({"kv_transfer_params", "ec_transfer_params", "kv_cache_report_mode"})
 _FLAGS = frozenset(f.name for f in dataclasses.fields(DecodeConfig) if f.type in ("bool", bool))
 ADDITIONAL_CONFIG_KEY = "dllm"
+# kv_transfer_params[STATS_KEY] of a finished request: {"nfe", "denoising_steps", "tokens_per_forward"}
+STATS_KEY = "dllm"
 
 
 class KnobError(ValueError):

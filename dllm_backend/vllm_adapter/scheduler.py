@@ -36,11 +36,11 @@ from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.outputs import ModelRunnerOutput
 from vllm.v1.request import Request
 
+from .decode_params import STATS_KEY
 from .layouts import Geometry
 from .request_options import settings
 from .serve_spec import ServeSpec
 
-STATS_KEY = "dllm"  # kv_transfer_params[STATS_KEY] = {"nfe": ..., "denoising_steps": ..., ...}
 
 
 class DllmScheduler(Scheduler):
