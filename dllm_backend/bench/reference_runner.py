@@ -116,8 +116,6 @@ def run_point(
 class ReferenceRunner:
     """The `run_point(examples, point, max_tokens)` interface the suite drives (see `vllm_runner.VllmRunner`)."""
 
-    max_concurrency = 1
-
     def __init__(self, model_dir: str | Path) -> None:
         self.model_dir = Path(model_dir)
         self.model = load(model_dir)
