@@ -145,11 +145,13 @@ def _request(loaded: LoadedModel, prompt, max_tokens: int, algorithm: str, **kw)
 
 
 def _greedy(logits: torch.Tensor, mask_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """x0 = argmax, conf = softmax(logits)[x0]; the project never proposes the mask token."""
-    logits = logits.clone()
-    logits[..., mask_id] = NEG
-    conf, x0 = torch.softmax(logits, dim=-1).max(dim=-1)
-    return x0, conf
+    """x0 = argmax, conf = softmax(logits)[x0] over the whole vocabulary (the originals'
+    confidence); the project never proposes the mask token, so x0 is the best other one."""
+    probs = torch.softmax(logits, dim=-1)
+    others = logits.clone()
+    others[..., mask_id] = NEG
+    x0 = others.argmax(dim=-1)
+    return x0, probs.gather(-1, x0[..., None]).squeeze(-1)
 
 
 def _cut(tokens: list[int], stops) -> list[int]:

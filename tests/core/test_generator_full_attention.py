@@ -2,10 +2,11 @@
 
 `exact` mode is checked token for token against independent transcriptions of the original
 loops (LLaDA's `generate.py`, Dream's `diffusion_generate`) written here with plain argmax /
-topk and the originals' transfer schedules, without our policies. One deliberate deviation:
-the mask token's logit is set to -inf before proposing, as our policies do (a trained model
-never proposes it; these random tiny checkpoints sometimes would, and the originals would
-then write a mask back). `prefix` / `dual` are
+topk and the originals' transfer schedules, without our policies. Confidences are the
+originals' (softmax over the whole vocabulary, the mask token included); one deliberate
+deviation: x0 is the best token other than the mask token, as our policies choose it (a
+trained model never proposes it; these random tiny checkpoints sometimes would, and the
+originals would then write a mask back). `prefix` / `dual` are
 approximations: they must equal `exact` where they are exact (a block's first step) and
 forward fewer tokens. Position-only stand-in networks prove the logit shift direction and
 the stop / EOS rules with outputs known in advance.
@@ -107,9 +108,8 @@ def llada_loop(forward, prompt, gen_len, block, steps, mask_id, cfg_scale=0.0) -
                 logits = un + (cfg_scale + 1) * (cond - un)
             else:
                 logits = forward(x)
-            logits[..., mask_id] = -math.inf  # see the module docstring
-            x0 = logits.argmax(-1)
             p = torch.softmax(logits, -1)
+            x0 = _argmax_not_mask(logits, mask_id)  # see the module docstring
             x0_p = torch.gather(p, -1, x0[..., None])[..., 0]
             x0_p[:, end:] = -math.inf
             x0 = torch.where(mask_index, x0, x)
@@ -117,6 +117,12 @@ def llada_loop(forward, prompt, gen_len, block, steps, mask_id, cfg_scale=0.0) -
             picked = confidence[0].topk(schedule[i]).indices
             x[0, picked] = x0[0, picked]
     return x[0, plen:].tolist()
+
+
+def _argmax_not_mask(x: torch.Tensor, mask_id: int) -> torch.Tensor:
+    x = x.clone()
+    x[..., mask_id] = -math.inf
+    return x.argmax(-1)
 
 
 @torch.no_grad()
@@ -134,9 +140,9 @@ def dream_loop(forward, prompt, gen_len, block, steps, alg, mask_id, eps=1e-3) -
             mask_index[:, end:] = False
             logits = forward(x)
             logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
-            logits[..., mask_id] = -math.inf  # see the module docstring
             probs = torch.softmax(logits[mask_index], -1)
-            confidence, x0 = probs.max(-1)
+            x0 = _argmax_not_mask(probs, mask_id)  # see the module docstring
+            confidence = probs.gather(-1, x0[:, None])[:, 0]
             if alg == "topk_margin":
                 top2 = probs.sort(-1, descending=True).values
                 confidence = top2[:, 0] - top2[:, 1]

@@ -19,7 +19,7 @@ def _params(*cfgs: DecodeConfig) -> ParamBatch:
 
 def _propose(logits, params, style, confidence="prob", offset=None):
     offset = torch.zeros(logits.shape[0], dtype=torch.long) if offset is None else offset
-    return propose(prepare_logits(logits, params, MASK), params, offset, style, confidence)
+    return propose(prepare_logits(logits, params), params, offset, MASK, style, confidence)
 
 
 @pytest.mark.parametrize("style", ["llada", "dream"])
@@ -34,12 +34,34 @@ def test_greedy_is_argmax_with_softmax_confidence(style):
 
 
 def test_mask_token_is_never_proposed():
-    logits = torch.tensor([[[0.0, 1.0, 0.0, 0.0, 0.0, 50.0]]])  # mask id 5 by far the largest
+    logits = torch.tensor([[[0.0, 1.0, 0.0, 0.0, 0.0, 5.0]]])  # mask id 5 by far the largest
     for style in ("llada", "dream"):
         x0, conf = _propose(logits, _params(DecodeConfig("maskgit_plus")), style)
         assert x0.tolist() == [[1]]
-        expected = math.e / (math.e + 4)  # renormalised without the mask token
-        assert abs(float(conf) - expected) < 1e-6
+        expected = math.e / (math.e + 4 + math.e**5)  # the originals' softmax: mask included
+        assert abs(float(conf) - expected) < 1e-7
+
+
+@pytest.mark.parametrize("style", ["llada", "dream"])
+def test_sampling_never_draws_the_mask_token(style):
+    logits = torch.tensor([0.0, 0.0, -1.0, -1.0, -1.0, 3.0]).expand(1, 2000, 6).clone()
+    x0, _ = _propose(logits, _params(DecodeConfig("maskgit_plus", temperature=1.0, seed=2)), style)
+    counts = torch.bincount(x0.flatten(), minlength=6).tolist()
+    assert counts[MASK] == 0 and counts[0] > 0 and counts[1] > 0 and counts[2] > 0
+
+
+def test_confidence_is_not_renormalised_without_the_mask():
+    # the originals' confidence p[x0] over the whole vocabulary; renormalising without the
+    # mask's 0.25 would give 0.5 / 0.75 = 0.667 and cross a 0.6 threshold
+    probs = torch.tensor([0.5, 0.15, 0.05, 0.05, 0.0, 0.25])
+    logits = torch.log(probs).expand(1, 1, 6).clone()
+    for style in ("llada", "dream"):
+        x0, conf = _propose(logits, _params(DecodeConfig("threshold")), style)
+        assert x0.tolist() == [[0]]
+        assert abs(float(conf) - 0.5) < 1e-6
+    _, neg_ent = _propose(logits, _params(DecodeConfig("entropy")), "dream", "neg_entropy")
+    expected = sum(float(p) * math.log(float(p) + 1e-10) for p in probs)
+    assert abs(float(neg_ent) - expected) < 1e-5
 
 
 def test_suppress_eos_per_row():
@@ -74,7 +96,7 @@ def test_margin_and_negative_entropy():
 
 def test_top_p_keeps_the_token_that_crosses_the_mass():
     # probs 0.5, 0.3, 0.2: mass before each = 0, 0.5, 0.8 -> top_p 0.6 keeps ids 0 and 1
-    logits = torch.log(torch.tensor([0.5, 0.3, 0.2, 1e-30, 1e-30, 1.0])).expand(1, 4000, 6).clone()
+    logits = torch.log(torch.tensor([0.5, 0.3, 0.2, 1e-30, 1e-30, 0.0])).expand(1, 4000, 6).clone()
     params = _params(DecodeConfig("maskgit_plus", temperature=1.0, top_p=0.6, seed=1))
     x0, conf = _propose(logits, params, "dream")
     counts = torch.bincount(x0.flatten(), minlength=6).tolist()

@@ -30,8 +30,8 @@ class EBSampler(PolicyBase):
     def step(
         self, logits: torch.Tensor, state: BlockState, params: ParamBatch, mask_id: int
     ) -> StepOutput:
-        z = prepare_logits(logits, params, mask_id)
-        x0, neg_entropy = propose(z, params, state.rng_offset, "dream", "neg_entropy")
+        z = prepare_logits(logits, params)
+        x0, neg_entropy = propose(z, params, state.rng_offset, mask_id, "dream", "neg_entropy")
         open_ = open_positions(state, mask_id)
         order, rank = sort_desc(neg_entropy, open_)  # lowest entropy first
         ent = (-neg_entropy.to(torch.float64)).masked_fill(~open_, float("inf"))
@@ -52,7 +52,7 @@ class LowConfidenceDynamic(PolicyBase):
     def step(
         self, logits: torch.Tensor, state: BlockState, params: ParamBatch, mask_id: int
     ) -> StepOutput:
-        x0, conf = propose(prepare_logits(logits, params, mask_id), params, state.rng_offset, "dream")
+        x0, conf = propose(prepare_logits(logits, params), params, state.rng_offset, mask_id, "dream")
         open_ = open_positions(state, mask_id)
         remaining = open_.sum(dim=1)
         k = torch.minimum(llada_count(state, remaining).clamp(min=1), remaining)

@@ -52,7 +52,7 @@ class Hierarchical(PolicyBase):
     def step(
         self, logits: torch.Tensor, state: BlockState, params: ParamBatch, mask_id: int
     ) -> StepOutput:
-        x0, conf = propose(prepare_logits(logits, params, mask_id), params, state.rng_offset, "llada")
+        x0, conf = propose(prepare_logits(logits, params), params, state.rng_offset, mask_id, "llada")
         open_ = open_positions(state, mask_id)
         chosen = run_leaders(conf, open_) & (conf > params.low_threshold[:, None])
         chosen |= open_ & (conf > params.threshold[:, None])
@@ -77,7 +77,7 @@ class Credit(PolicyBase):
     def step(
         self, logits: torch.Tensor, state: BlockState, params: ParamBatch, mask_id: int
     ) -> StepOutput:
-        z = prepare_logits(logits, params, mask_id)
+        z = prepare_logits(logits, params)
         credit = state.extra.get("credit")
         if credit is None or credit.shape != z.shape:
             credit = state.extra["credit"] = torch.zeros_like(z)
@@ -87,7 +87,7 @@ class Credit(PolicyBase):
         gain = top_p.pow(CREDIT_BOOST) * open_.to(top_p.dtype)
         credit.scatter_add_(2, top_id[..., None], gain[..., None])
         fused = z + CREDIT_ALPHA * torch.log(credit + 1)
-        x0, conf = propose(fused, params, state.rng_offset, "llada")
+        x0, conf = propose(fused, params, state.rng_offset, mask_id, "llada")
         best = torch.where(open_, conf, -float("inf")).max(dim=1).values  # [R]
         bar = torch.minimum((best - 1e-5).clamp(min=-1000.0), params.threshold)
         chosen = (open_ & (conf >= bar[:, None])) | top1(conf, open_)

@@ -31,8 +31,8 @@ class _DreamTopK(PolicyBase):
     def step(
         self, logits: torch.Tensor, state: BlockState, params: ParamBatch, mask_id: int
     ) -> StepOutput:
-        z = prepare_logits(logits, params, mask_id)
-        x0, conf = propose(z, params, state.rng_offset, "dream", self.confidence)
+        z = prepare_logits(logits, params)
+        x0, conf = propose(z, params, state.rng_offset, mask_id, "dream", self.confidence)
         open_ = open_positions(state, mask_id)
         k = dream_count(state, open_.sum(dim=1))
         score = conf.to(torch.float64)
@@ -73,7 +73,7 @@ class Origin(PolicyBase):
     def step(
         self, logits: torch.Tensor, state: BlockState, params: ParamBatch, mask_id: int
     ) -> StepOutput:
-        x0, _ = propose(prepare_logits(logits, params, mask_id), params, state.rng_offset, "dream")
+        x0, _ = propose(prepare_logits(logits, params), params, state.rng_offset, mask_id, "dream")
         u = position_uniform(params.seed, state.rng_offset, STREAM_REVEAL, state.tokens.shape[1])
         reveal = u < dream_ratio(state)[:, None]  # u < 1 always: the last step reveals all
         return commit(state, x0, open_positions(state, mask_id) & reveal, mask_id)

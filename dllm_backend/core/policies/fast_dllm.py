@@ -30,7 +30,7 @@ class Threshold(PolicyBase):
     def step(
         self, logits: torch.Tensor, state: BlockState, params: ParamBatch, mask_id: int
     ) -> StepOutput:
-        x0, conf = propose(prepare_logits(logits, params, mask_id), params, state.rng_offset, "dream")
+        x0, conf = propose(prepare_logits(logits, params), params, state.rng_offset, mask_id, "dream")
         open_ = open_positions(state, mask_id)
         chosen = (open_ & (conf > params.threshold[:, None])) | top1(conf, open_)
         return commit(state, x0, chosen, mask_id)
@@ -44,7 +44,7 @@ class Factor(PolicyBase):
     def step(
         self, logits: torch.Tensor, state: BlockState, params: ParamBatch, mask_id: int
     ) -> StepOutput:
-        x0, conf = propose(prepare_logits(logits, params, mask_id), params, state.rng_offset, "llada")
+        x0, conf = propose(prepare_logits(logits, params), params, state.rng_offset, mask_id, "llada")
         open_ = open_positions(state, mask_id)
         _, rank = sort_desc(conf, open_)  # [R, B], 0 = most confident
         # the candidate at (0-based) rank j needs c >= 1 - f / (j + 2); float64 like the reference

@@ -41,7 +41,7 @@ class JointThreshold(PolicyBase):
     def step(
         self, logits: torch.Tensor, state: BlockState, params: ParamBatch, mask_id: int
     ) -> StepOutput:
-        x0, conf = propose(prepare_logits(logits, params, mask_id), params, state.rng_offset, "dream")
+        x0, conf = propose(prepare_logits(logits, params), params, state.rng_offset, mask_id, "dream")
         extra = state.extra
         finished = extra["jt_finished"]
         open_ = open_positions(state, mask_id)

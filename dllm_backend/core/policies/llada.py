@@ -27,7 +27,7 @@ class LowConfidence(PolicyBase):
     def step(
         self, logits: torch.Tensor, state: BlockState, params: ParamBatch, mask_id: int
     ) -> StepOutput:
-        x0, conf = propose(prepare_logits(logits, params, mask_id), params, state.rng_offset, "llada")
+        x0, conf = propose(prepare_logits(logits, params), params, state.rng_offset, mask_id, "llada")
         open_ = open_positions(state, mask_id)
         k = llada_count(state, open_.sum(dim=1))
         return commit(state, x0, select_top(conf, open_, k), mask_id)
@@ -43,7 +43,7 @@ class RandomRemasking(PolicyBase):
     def step(
         self, logits: torch.Tensor, state: BlockState, params: ParamBatch, mask_id: int
     ) -> StepOutput:
-        x0, _ = propose(prepare_logits(logits, params, mask_id), params, state.rng_offset, "llada")
+        x0, _ = propose(prepare_logits(logits, params), params, state.rng_offset, mask_id, "llada")
         u = position_uniform(params.seed, state.rng_offset, STREAM_POSITIONS, state.tokens.shape[1])
         conf = suppress_eos_confidence(u, x0, params)  # [R, B] float64
         open_ = open_positions(state, mask_id)

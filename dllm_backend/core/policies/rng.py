@@ -75,19 +75,35 @@ def position_uniform(
     return _to_unit(_mix(h))
 
 
+def token_keys(seed: torch.Tensor, offset: torch.Tensor, stream: int, num_positions: int) -> torch.Tensor:
+    """[R, B] long: the per-(request, position) hash state that token noise continues from.
+
+    Split out so that a fused kernel can take these [R, B] keys and hash the vocabulary ids
+    itself (`token_uniform_from_keys` is the definition it must reproduce)."""
+    keys = _row_keys(seed, offset, stream)  # [R]
+    pos = torch.arange(num_positions, device=keys.device, dtype=torch.long)
+    return _absorb(keys[:, None], _mix(pos))
+
+
+def vocab_hash(vocab_size: int, device: torch.device) -> torch.Tensor:
+    """[V] long: each vocabulary id's own mix, xor-ed into the position keys."""
+    return _mix((torch.arange(vocab_size, device=device, dtype=torch.long) * 2 + 1) & _MASK32)
+
+
+def token_uniform_from_keys(pos_keys: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """[R, B] keys (`token_keys`) -> [R, B, V] float64 uniform (0, 1) noise."""
+    # NOTE: the vocab id is hashed once ([V]) and combined by a single xor before the two final
+    # rounds, so the per-element cost is two mixes, not a full chain.
+    vocab = vocab_hash(vocab_size, pos_keys.device)
+    h = _mix(pos_keys[:, :, None] ^ vocab[None, None, :])  # [R, B, V]
+    return _to_unit(_mix((h + _GOLDEN) & _MASK32))
+
+
 def token_uniform(
     seed: torch.Tensor, offset: torch.Tensor, stream: int, num_positions: int, vocab_size: int
 ) -> torch.Tensor:
     """Uniform (0, 1) noise per (position, vocab id): seed, offset [R] -> [R, B, V] float64."""
-    keys = _row_keys(seed, offset, stream)  # [R]
-    device = keys.device
-    pos = torch.arange(num_positions, device=device, dtype=torch.long)
-    pos_keys = _absorb(keys[:, None], _mix(pos))  # [R, B]
-    # NOTE: the vocab id is hashed once ([V]) and combined by a single xor before the two final
-    # rounds, so the per-element cost is two mixes, not a full chain.
-    vocab = _mix((torch.arange(vocab_size, device=device, dtype=torch.long) * 2 + 1) & _MASK32)
-    h = _mix(pos_keys[:, :, None] ^ vocab[None, None, :])  # [R, B, V]
-    return _to_unit(_mix((h + _GOLDEN) & _MASK32))
+    return token_uniform_from_keys(token_keys(seed, offset, stream, num_positions), vocab_size)
 
 
 def gumbel(uniform: torch.Tensor) -> torch.Tensor:
