@@ -68,7 +68,9 @@ class DllmScheduler(Scheduler):
         self._committed: dict[str, int] = {}  # req -> committed tokens when last scheduled
         self._stats: dict[str, list[int]] = {}  # req -> [forwards, denoising steps]
         seed = self.vllm_config.model_config.seed
-        self._seeds = random.Random(seed) if seed is not None else random.SystemRandom()
+        # NOTE: one stream per data-parallel engine, so two engines never draw the same seeds
+        rank = self.vllm_config.parallel_config.data_parallel_rank
+        self._seeds = random.Random(f"{seed}/{rank}") if seed is not None else random.SystemRandom()
 
     # ----- admission and cleanup -----
     def add_request(self, request: Request) -> None:
