@@ -15,10 +15,9 @@ from dataclasses import dataclass
 
 from .policies.base import DecodeConfig
 
-# NOTE: one token per step over a 1,024-token block: above every published recipe (LLaDA
-# 32 steps per 32-token block, Dream one step per token on 256-768-token canvases, the
-# block-causal families <= their 4-32-token blocks), while 8 such requests on an 8B model
-# still finish a block in seconds, not hours.
+# NOTE: one token per step over a 1,024-token block: above the published recipes (LLaDA 32
+# steps per 32-token block, Dream's default 512 steps over its whole 512-token canvas, SDAR 4
+# per 4-token block), while no block of any request runs more than 1,024 forwards.
 DEFAULT_MAX_STEPS = 1024
 LIMIT_KEYS: tuple[str, ...] = ("max_block_size", "max_steps")
 

@@ -80,8 +80,9 @@ def check_supported(params: Any) -> None:
 def _from_sampling(params: Any) -> dict[str, Any]:
     """The knobs SamplingParams already carries, in DecodeConfig terms.
 
-    NOTE: a request without a seed reaches the scheduler, which draws one for it
-    (`DllmScheduler.add_request`); only a check of the parent request sees None here.
+    NOTE: the scheduler gives a request without a seed one of its own before the scheduler
+    or a worker reads its settings (`DllmScheduler.add_request`); only the front end's check
+    sees None here (and validates with DecodeConfig's default).
     """
     out: dict[str, Any] = {"temperature": float(params.temperature), "top_p": float(params.top_p)}
     top_k = int(params.top_k or 0)
