@@ -36,11 +36,12 @@ def _add_decode_args(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, type=kind, default=None, metavar=f.name.upper())
 
 
-def _decode_config(args: argparse.Namespace, default_algorithm: str):
+def decode_config(args: argparse.Namespace, spec: Any):
+    """The flags' `DecodeConfig`, unset knobs from the family (`FamilySpec.decode_knobs`, as the servers)."""
     from .core.policies.base import DecodeConfig
 
     given = {f.name: getattr(args, f.name) for f in _decode_fields() if getattr(args, f.name) is not None}
-    return DecodeConfig(algorithm=args.algorithm or default_algorithm, **given)
+    return DecodeConfig(**spec.decode_knobs({"algorithm": args.algorithm, **given}))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_dir")
     p.add_argument("--prompt", required=True)
     p.add_argument("--algorithm", default=None, help="decoding policy (default: the family's)")
-    p.add_argument("--max-tokens", type=int, default=64)
+    p.add_argument(
+        "--max-tokens", type=int, default=None,
+        help="output tokens (default: the checkpoint's generation_config max_new_tokens, else 128)",
+    )
     p.add_argument("--block-size", type=int, default=None)
     p.add_argument("--cache-mode", default="exact", help="exact | prefix | dual (full-attention families)")
     p.add_argument("--raw", action="store_true", help="do not apply the chat template")
@@ -101,19 +105,19 @@ def encode_prompt(tokenizer: Any, prompt: str, raw: bool) -> list[int]:
 def _generate(args: argparse.Namespace) -> int:
     from transformers import AutoTokenizer
 
-    from .core.reference.generators import GenerationRequest, generate
+    from .core.reference.generators import GenerationRequest, generate, validate_request
     from .core.reference.loading import load_reference
 
     loaded = load_reference(args.model_dir)
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     prompt_ids = encode_prompt(tokenizer, args.prompt, args.raw)
-    request = GenerationRequest(
+    request = validate_request(loaded, GenerationRequest(
         prompt_ids=tuple(prompt_ids),
-        max_tokens=args.max_tokens,
-        decode=_decode_config(args, loaded.family.spec.default_algorithm),
+        max_tokens=args.max_tokens if args.max_tokens is not None else loaded.family.default_max_tokens,
+        decode=decode_config(args, loaded.family.spec),
         block_size=args.block_size,
         cache_mode=args.cache_mode,
-    )
+    ))
     start = time.perf_counter()
     result = generate(loaded, request)
     seconds = time.perf_counter() - start
@@ -124,6 +128,8 @@ def _generate(args: argparse.Namespace) -> int:
             "nfe": result.nfe, "steps": result.steps, "tokens_per_step": result.tokens_per_step,
             "prompt_tokens": len(prompt_ids), "seconds": round(seconds, 4),
             "algorithm": request.decode.algorithm, "architecture": loaded.family.spec.architecture,
+            "decode": dataclasses.asdict(request.decode), "block_size": request.block_size,
+            "max_tokens": request.max_tokens,
         }))
         return 0
     n = len(result.token_ids)

@@ -54,6 +54,8 @@ def test_generate_json_every_architecture(arch: str, tiny_dirs: dict[str, Path],
         ("DreamModel", ["--max-tokens", "0"], "max_tokens"),
         ("LLaDAModelLM", ["--max-tokens", "100000"], "maximum length"),
         ("SDARForCausalLM", ["--cache-mode", "dual"], "cache_mode"),
+        ("DreamModel", ["--algorithm", "maskgit_plus", "--steps", "5000"], "steps 5000 is above the maximum 1024"),
+        ("LLaDAModelLM", ["--block-size", "4096"], "block_size 4096 is above the maximum 2048"),
     ],
 )
 def test_bad_input_names_the_value(arch, flags, needle, tiny_dirs, capsys) -> None:
@@ -68,3 +70,13 @@ def test_unknown_architecture_lists_valid_ones(tmp_path: Path, capsys) -> None:
     assert main(["make-tiny", "GPT2LMHeadModel", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "'GPT2LMHeadModel'" in err and "LLaDAModelLM" in err
+
+
+def test_generate_takes_the_servers_defaults(tiny_dirs: dict[str, Path], capsys) -> None:
+    # no --max-tokens: the checkpoint has no max_new_tokens, so the stated default canvas
+    out = _generate(capsys, tiny_dirs["SDARForCausalLM"])
+    assert out["max_tokens"] == 128
+    assert len(out["token_ids"]) == 128 or out["finish_reason"] == "stop"
+    # SDAR's family threshold (0.85), the one the vLLM adapter uses, not the policy's 0.95
+    assert (out["decode"]["algorithm"], out["decode"]["threshold"]) == ("low_confidence_dynamic", 0.85)
+    assert _generate(capsys, tiny_dirs["SDARForCausalLM"], "--max-tokens", "4", "--threshold", "0.5")["decode"]["threshold"] == 0.5

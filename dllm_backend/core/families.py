@@ -15,6 +15,11 @@ from .registry import Registry
 
 Attention = Literal["bidirectional", "block_causal"]
 Alignment = Literal["generation", "absolute"]
+# NOTE: output tokens of a request that does not say (no max_tokens) when the checkpoint's
+# generation_config.json has no max_new_tokens: LLaDA's published example length (gen_length
+# 128), a few blocks of every family. Without it, engines hand the whole remaining context
+# to the canvas (stock vLLM's default), which a dLLM fills with masks and denoises at once.
+DEFAULT_MAX_TOKENS = 128
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,20 @@ class FamilySpec:
     def load_class(self, which: Literal["reference_model", "config_class"]) -> type:
         module, _, name = getattr(self, which).partition(":")
         return getattr(importlib.import_module(module), name)
+
+    def decode_knobs(self, knobs: Mapping[str, Any]) -> dict[str, Any]:
+        """`knobs` (`DecodeConfig` field -> value; None or absent = unset) with the family's
+        defaults filled in: its default algorithm and, for that algorithm only, its published
+        steps / threshold. The one source of these defaults for the CLI, the reference paths
+        and the engine adapters."""
+        out = dict(knobs)
+        if out.get("algorithm") is None:
+            out["algorithm"] = self.default_algorithm
+        if out["algorithm"] == self.default_algorithm:
+            for name, value in (("steps", self.default_steps), ("threshold", self.default_threshold)):
+                if out.get(name) is None:
+                    out[name] = value
+        return out
 
 
 FAMILIES: Registry[FamilySpec] = Registry("dLLM architecture")
@@ -131,6 +150,8 @@ class ResolvedFamily:
     block_size: int  # default block (full attention) or the trained block (block-causal)
     vocab_size: int
     max_len: int
+    # output tokens when a request sets none: generation_config's max_new_tokens, else DEFAULT_MAX_TOKENS
+    default_max_tokens: int = DEFAULT_MAX_TOKENS
 
     def check_block_size(self, block_size: int) -> int:
         """Validates a requested block size for this checkpoint; returns it."""
@@ -166,22 +187,50 @@ def spec_for(config: Mapping[str, Any]) -> FamilySpec:
     return FAMILIES.get(archs[0])
 
 
+def _mask_id(
+    spec: FamilySpec, config: Mapping[str, Any], gen: Mapping[str, Any], tok: Mapping[str, int], source: str
+) -> int:
+    """The checkpoint's mask id: config, generation config, tokenizer, family fallback, in that
+    order; ValueError naming the checkpoint when the id found is not in the vocabulary."""
+    vocab = int(config["vocab_size"])
+    for where, found in (("config.json", config.get("mask_token_id")),
+                         ("generation_config.json", gen.get("mask_token_id"))):
+        if found is not None:
+            if isinstance(found, bool) or not isinstance(found, int) or not 0 <= found < vocab:
+                raise ValueError(
+                    f"{source}: mask_token_id {found!r} in {where} is not a token id of its "
+                    f"vocabulary of {vocab} tokens"
+                )
+            return found
+    if spec.mask_token in tok:
+        return int(tok[spec.mask_token])
+    if spec.default_mask_id < vocab:
+        return spec.default_mask_id
+    raise ValueError(
+        f"{source} has no usable mask token id: no mask_token_id in config.json or "
+        f"generation_config.json, no {spec.mask_token!r} token in its tokenizer, and the "
+        f"{spec.architecture} fallback id {spec.default_mask_id} is outside its vocabulary of "
+        f"{vocab} tokens; add mask_token_id to config.json"
+    )
+
+
 def resolve(
     config: Mapping[str, Any],
     generation_config: Mapping[str, Any] | None = None,
     special_tokens: Mapping[str, int] | None = None,
+    source: str = "the checkpoint",
 ) -> ResolvedFamily:
     """Reads ids and sizes of a checkpoint from its config dicts, with family fallbacks.
 
     special_tokens: the tokenizer's added tokens (name -> id), used for the mask id when
     the config lacks one and for the family's extra stop tokens (e.g. end-of-turn).
+    source: how errors name the checkpoint (its directory). A checkpoint without a mask
+    id inside its vocabulary is refused here rather than failing at generation.
     """
     spec = spec_for(config)
     gen = generation_config or {}
     tok = special_tokens or {}
-    mask_id = config.get("mask_token_id", gen.get("mask_token_id"))
-    if mask_id is None:
-        mask_id = tok.get(spec.mask_token or "", spec.default_mask_id)
+    mask_id = _mask_id(spec, config, gen, tok, source)
     eos = _ids(gen.get("eos_token_id")) + _ids(config.get("eos_token_id"))
     eos += tuple(tok[name] for name in spec.stop_tokens if name in tok)
     eos = tuple(dict.fromkeys(eos)) or spec.default_eos_ids
@@ -190,8 +239,9 @@ def resolve(
         block = int(config.get(spec.block_size_key, block))
     max_len = int(config.get(spec.max_len_key) or config.get("max_position_embeddings") or 1 << 30)
     return ResolvedFamily(
-        spec=spec, mask_id=int(mask_id), eos_ids=eos, block_size=block,
+        spec=spec, mask_id=mask_id, eos_ids=eos, block_size=block,
         vocab_size=int(config["vocab_size"]), max_len=max_len,
+        default_max_tokens=int(gen.get("max_new_tokens") or DEFAULT_MAX_TOKENS),
     )
 
 
@@ -206,5 +256,5 @@ def resolve_dir(model_dir: str | Path) -> ResolvedFamily:
     if not (d / "config.json").is_file():
         raise ValueError(f"{str(d)!r} is not a checkpoint directory: no config.json")
     return resolve(
-        _read_json(d / "config.json"), _read_json(d / "generation_config.json"), _special_tokens(d)
+        _read_json(d / "config.json"), _read_json(d / "generation_config.json"), _special_tokens(d), source=str(d)
     )

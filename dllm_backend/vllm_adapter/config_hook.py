@@ -7,6 +7,10 @@ plugin put in `MODELS_CONFIG_MAP`. Explicit user choices of scheduler / worker c
 Platforms (`PLATFORMS`): the CPU platform, and CUDA with the V1 GPU model runner. On CUDA
 the hook also selects the V1 runner, non-causal attention backends and piecewise CUDA
 graphs (see `_cuda`). Other platforms (ROCm, XPU, TPU) are refused by name.
+
+Default canvas (`DefaultCanvas`): a request without max_tokens gets the family's default
+output length, as if the checkpoint's generation_config.json had `max_new_tokens`
+(patches/README.md: the one vLLM patch).
 """
 from __future__ import annotations
 
@@ -87,6 +91,32 @@ PLATFORMS.add("cpu", PlatformSettings(CPU_WORKER_CLS, _cpu))
 PLATFORMS.add("cuda", PlatformSettings(GPU_WORKER_CLS, _cuda))
 
 
+class DefaultCanvas:
+    """`ModelConfig.get_diff_sampling_param` of a dLLM: vLLM's, plus `max_tokens` (the family's
+    `default_max_tokens`) when neither the checkpoint nor `--override-generation-config` sets it.
+
+    NOTE: vLLM's OpenAI server and `LLM.generate` take a request's missing max_tokens from this
+    dict, else from the whole remaining context, which a dLLM would fill with masks. Setting
+    `override_generation_config["max_new_tokens"]` instead would also cap requests that ask
+    for more (vLLM treats the override as a server-wide limit). An instance attribute, so
+    that it pickles with the config into the engine process.
+    """
+
+    def __init__(self, model_config: Any, max_tokens: int) -> None:
+        self.model_config = model_config
+        self.max_tokens = max_tokens
+
+    def __call__(self) -> dict[str, Any]:
+        params = type(self.model_config).get_diff_sampling_param(self.model_config)
+        params.setdefault("max_tokens", self.max_tokens)
+        return params
+
+    @classmethod
+    def install(cls, model_config: Any, max_tokens: int) -> None:
+        if "max_new_tokens" not in model_config.override_generation_config:
+            model_config.get_diff_sampling_param = cls(model_config, max_tokens)
+
+
 def platform_name(platform: Any) -> str:
     """The `PLATFORMS` key of a vLLM platform ("cuda" is NVIDIA only: ROCm reports its own name)."""
     if platform.is_cpu():
@@ -123,6 +153,7 @@ class DllmConfigHook(VerifyAndUpdateConfig):
         vllm_config.cache_config.enable_prefix_caching = False
         platform.apply(vllm_config)
         spec.check_token_budget(sched.max_num_batched_tokens, model_config.max_model_len)
+        DefaultCanvas.install(model_config, spec.family.default_max_tokens)
         # per-request decoding knobs are checked in the front end, before admission
         # (bound to the served checkpoint and its server-wide defaults)
         procs = list(model_config.logits_processors or [])

@@ -18,9 +18,16 @@ step and the rollback after it come from the family's `layouts.Layout`):
    last logit gives Fast-dLLM v2's next token. Full attention starts the next block.
 
 Each request's model forwards (prefill chunks, denoising steps, commit forwards) are
-counted and returned with its final output in `kv_transfer_params["dllm"]` (the field the
-OpenAI server copies into the non-streaming response): `{"nfe", "denoising_steps",
-"tokens_per_forward"}` (output tokens / nfe).
+counted and returned in `kv_transfer_params["dllm"]` (the field the OpenAI server copies
+from the final output into the non-streaming response): `{"nfe", "denoising_steps",
+"tokens_per_forward"}` (output tokens / nfe). Every output of a request carries its counts
+so far, because a stop string is found by the front end, which then aborts the request here:
+the output holding the stop string is its last one, and the abort emits none.
+
+Seeds: a request without one gets one drawn here, once, into its SamplingParams (which
+travel to every worker and stay with a preempted request), so unseeded requests and the n
+samples of one request differ, while every tensor-parallel rank and a resumed request use
+the same seed. The draws follow vLLM's `--seed`, as stock vLLM's unseeded sampling does.
 
 vLLM internals relied on: `Scheduler.schedule` / `update_from_output` /
 `_free_request` / `_preempt_request`, the chunk-size hook `_mamba_block_aligned_split`
@@ -29,14 +36,16 @@ vLLM internals relied on: `Scheduler.schedule` / `update_from_output` /
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
+import random
 
 from vllm.v1.core.sched.output import SchedulerOutput
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.outputs import ModelRunnerOutput
 from vllm.v1.request import Request
 
-from .decode_params import STATS_KEY
+from .decode_params import SEED_MAX, STATS_KEY
 from .layouts import Geometry
 from .request_options import settings
 from .serve_spec import ServeSpec
@@ -58,11 +67,20 @@ class DllmScheduler(Scheduler):
         self._blocks: dict[str, list[int]] = {}  # req -> undecided part of its block
         self._committed: dict[str, int] = {}  # req -> committed tokens when last scheduled
         self._stats: dict[str, list[int]] = {}  # req -> [forwards, denoising steps]
+        seed = self.vllm_config.model_config.seed
+        # NOTE: one stream per data-parallel engine, so two engines never draw the same seeds
+        rank = self.vllm_config.parallel_config.data_parallel_rank
+        self._seeds = random.Random(f"{seed}/{rank}") if seed is not None else random.SystemRandom()
 
     # ----- admission and cleanup -----
     def add_request(self, request: Request) -> None:
         params = request.sampling_params
         if params is not None:
+            # NOTE: in-process engines hand the n samples of an unseeded request one shared
+            # SamplingParams; this request's seed and caps must stay its own
+            request.sampling_params = params = copy.copy(params)
+            if params.seed is None:
+                params.seed = self._seeds.randint(0, SEED_MAX)
             if not params.ignore_eos:
                 # the family's stops (EOS, end-of-turn) end generation, as in the reference
                 params.stop_token_ids = sorted(set(params.stop_token_ids or ()) | set(self.dllm.eos_ids))
@@ -83,9 +101,13 @@ class DllmScheduler(Scheduler):
         for table in (self._blocks, self._committed, self._geo):
             table.pop(req_id, None)
         kv_params, ec_params = super()._free_request(request, delay_free_blocks)
-        nfe, steps = self._stats.pop(req_id, (0, 0))
-        stats = {"nfe": nfe, "denoising_steps": steps, "tokens_per_forward": request.num_output_tokens / max(nfe, 1)}
+        stats = self._stats_of(request)
+        self._stats.pop(req_id, None)
         return dict(kv_params or {}, **{STATS_KEY: stats}), ec_params
+
+    def _stats_of(self, request: Request) -> dict:
+        nfe, steps = self._stats.get(request.request_id, (0, 0))
+        return {"nfe": nfe, "denoising_steps": steps, "tokens_per_forward": request.num_output_tokens / max(nfe, 1)}
 
     def _preempt_request(self, request: Request, timestamp: float, drop_stale_output: bool = False) -> None:
         # NOTE: the resumed request re-prefills its committed blocks and restarts this block
@@ -157,4 +179,14 @@ class DllmScheduler(Scheduler):
             request.num_computed_tokens = self.layout.rollback(
                 geo, request.num_computed_tokens, committed, request.num_tokens, req_id not in self._blocks
             )
+        self._attach_stats(outputs)
         return outputs
+
+    def _attach_stats(self, outputs) -> None:
+        """Puts each running request's counts so far on its output (finished ones got them
+        from `_free_request`): a stop string makes that output the last one."""
+        for eco in outputs.values():
+            for out in eco.outputs:
+                request = self.requests.get(out.request_id)
+                if request is not None and out.request_id in self._stats:
+                    out.kv_transfer_params = dict(out.kv_transfer_params or {}, **{STATS_KEY: self._stats_of(request)})

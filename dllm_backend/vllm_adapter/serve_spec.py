@@ -25,14 +25,18 @@ class ServeSpec:
     served: ServedDecoding
 
     @classmethod
-    def from_model_dir(cls, model_dir: str | Path, additional_config: Any = None) -> "ServeSpec":
+    def from_model_dir(
+        cls, model_dir: str | Path, additional_config: Any = None, max_model_len: int | None = None
+    ) -> "ServeSpec":
         family = resolve_dir(model_dir)
         LAYOUTS.get(family.spec.generator)  # a family without a layout is refused here
-        return cls(family=family, served=ServedDecoding.from_additional_config(family, additional_config))
+        served = ServedDecoding.from_additional_config(family, additional_config, max_model_len)
+        return cls(family=family, served=served)
 
     @classmethod
     def from_vllm_config(cls, vllm_config: Any) -> "ServeSpec":
-        return cls.from_model_dir(vllm_config.model_config.model, vllm_config.additional_config)
+        model_config = vllm_config.model_config
+        return cls.from_model_dir(model_config.model, vllm_config.additional_config, model_config.max_model_len)
 
     @property
     def layout(self) -> Layout:

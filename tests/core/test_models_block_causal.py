@@ -100,8 +100,16 @@ def _checkpoint_state(model) -> dict[str, torch.Tensor]:
 def _write_checkpoint(model, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     save_file(_checkpoint_state(model), str(out / "model.safetensors"))
-    (out / "config.json").write_text(json.dumps(model.config.to_dict(), default=str))
+    (out / "config.json").write_text(json.dumps(_with_mask_id(model.config.to_dict()), default=str))
     return out
+
+
+def _with_mask_id(config: dict) -> dict:
+    """A config-only checkpoint must name its mask id (real LLaDA2 / Fast-dLLM v2 ones take it
+    from their tokenizer; the families' fallback ids are outside the tiny vocabulary)."""
+    if config.get("mask_token_id") is None:
+        config = {**config, "mask_token_id": config["vocab_size"] - 1}
+    return config
 
 
 @pytest.fixture
@@ -318,7 +326,7 @@ def test_resolved_block_sizes_come_from_the_real_keys() -> None:
     expected = {"SDARForCausalLM": 4, "SDARMoeForCausalLM": 4, "LLaDA2MoeModelLM": 32,
                 "Fast_dLLM_QwenForCausalLM": 32}
     for arch, block in expected.items():
-        assert resolve(_config(arch).to_dict()).block_size == block
+        assert resolve(_with_mask_id(_config(arch).to_dict())).block_size == block
 
 
 # ---------------------------------------------------------------- tests: numerics

@@ -140,6 +140,19 @@ def test_nfe_and_steps_are_reported_per_request(llm, checkpoint):
         assert stats["tokens_per_forward"] == pytest.approx(n / stats["nfe"], abs=1e-12)
 
 
+def test_unseeded_samples_of_one_request_differ_in_process(llm):
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    # in-process, vLLM hands the n children of an unseeded request one shared SamplingParams
+    params = SamplingParams(temperature=1.0, max_tokens=8, n=3)
+    out = llm.generate([TokensPrompt(prompt_token_ids=PROMPTS[1])], params, use_tqdm=False)[0]
+    assert len({tuple(c.token_ids) for c in out.outputs}) == 3
+    assert params.seed is None  # the caller's params are left alone
+    # without max_tokens, LLM.generate's default params carry the family's default canvas
+    assert llm.get_default_sampling_params().max_tokens == 128
+
+
 def test_no_denoising_state_left_after_requests(llm):
     # every request above has finished; their ids reach the runner with the next engine
     # step (the in-process engine stops stepping when nothing is unfinished)

@@ -199,6 +199,53 @@ def test_n_samples_are_deterministic_per_seed(server, reference):
     assert len({tuple(t) for t in first}) == 3  # random weights at temperature 1: all differ
 
 
+def _choices(out: dict) -> list[list[int]]:
+    return [c["token_ids"] for c in sorted(out["choices"], key=lambda c: c["index"])]
+
+
+def test_unseeded_sampling_differs_across_calls_and_choices(server):
+    body = {"temperature": 1.0, "max_tokens": 8}
+    one, two = (_choices(_complete(server, [5, 17, 300], **body))[0] for _ in range(2))
+    assert one != two  # stock vLLM: a request without a seed samples afresh
+    three = _choices(_complete(server, [5, 17, 300], n=3, **body))
+    assert len({tuple(t) for t in three}) == 3 and one not in three and two not in three
+    # greedy stays greedy whatever seed the scheduler draws
+    greedy = [_complete(server, [5, 17, 300], max_tokens=8)["choices"][0]["token_ids"] for _ in range(2)]
+    assert greedy[0] == greedy[1]
+
+
+def test_stats_reach_the_response_when_a_stop_string_ends_it(server, reference):
+    prompt = [5, 17, 300]  # blocks of 4 from position 0: 1 output token, then 4 per block
+    first = _complete(server, prompt, max_tokens=1)["choices"][0]
+    two_blocks = _complete(server, prompt, max_tokens=5)
+    text = two_blocks["choices"][0]["text"]
+    assert text.startswith(first["text"]) and len(text) > len(first["text"])
+    stop = text[len(first["text"]):]  # the text of the second block: completes in its output
+    assert stop not in first["text"]
+    out = _complete(server, prompt, max_tokens=MAX_TOKENS, stop=[stop])
+    choice = out["choices"][0]
+    assert (choice["finish_reason"], choice["stop_reason"], choice["text"]) == ("stop", stop, first["text"])
+    # the same forwards ran as for the request that ended with that block by length
+    assert out["kv_transfer_params"]["dllm"] == two_blocks["kv_transfer_params"]["dllm"]
+    assert out["kv_transfer_params"]["dllm"]["denoising_steps"] == reference(prompt, 5, **DEFAULT).steps
+    assert out["kv_transfer_params"]["dllm"]["nfe"] > out["kv_transfer_params"]["dllm"]["denoising_steps"]
+
+
+def test_request_without_max_tokens_gets_the_family_default_canvas(server, checkpoint):
+    status, out = _post(server, "/v1/chat/completions", {
+        "messages": [{"role": "user", "content": "Hi there"}], "temperature": 0.0, "ignore_eos": True,
+    })
+    assert status == 200, out
+    # DEFAULT_MAX_TOKENS (the tiny checkpoint's generation_config has no max_new_tokens),
+    # not the 256-token context minus the prompt
+    assert out["usage"]["completion_tokens"] == 128 and out["choices"][0]["finish_reason"] == "length"
+    # an explicit max_tokens above the default is not capped by it
+    status, out = _post(server, "/v1/completions", {
+        "prompt": [5, 17, 300], "max_tokens": 140, "temperature": 0.0, "ignore_eos": True,
+    })
+    assert status == 200 and out["usage"]["completion_tokens"] == 140, out
+
+
 BAD = [
     ({"algorithm": "no_such_algorithm"}, "algorithm"),
     ({"threshold": 1.5}, "threshold"),
@@ -207,6 +254,7 @@ BAD = [
     ({"threshold": "0.9"}, "threshold"),
     ({"no_such_knob": 1}, "no_such_knob"),
     ({"cache_mode": "dual"}, "cache_mode"),
+    ({"algorithm": "maskgit_plus", "steps": 1025}, "steps"),  # above the default max_steps
 ]
 
 

@@ -14,7 +14,9 @@ pytest.importorskip("vllm")
 from vllm import SamplingParams  # noqa: E402
 from vllm.exceptions import VLLMValidationError  # noqa: E402
 
-from dllm_backend.cli import build_parser  # noqa: E402
+from dllm_backend.cli import build_parser, decode_config as cli_decode_config  # noqa: E402
+from dllm_backend.core import policies  # noqa: E402
+from dllm_backend.core.limits import DEFAULT_MAX_STEPS, Limits  # noqa: E402
 from dllm_backend.core.families import FAMILIES, resolve  # noqa: E402
 from dllm_backend.core.configs.llada import TINY_CONFIG as LLADA_TINY  # noqa: E402
 from dllm_backend.core.configs.sdar import TINY_CONFIG as SDAR_TINY  # noqa: E402
@@ -111,11 +113,64 @@ def test_unsupported_standard_fields_are_refused():
         assert e.value.field == field
 
 
-def test_fallback_seed_only_when_the_request_has_none():
+def test_request_seed_and_the_seeds_of_its_n_samples():
     served = ServedDecoding(SDAR)
-    assert served.request(_params(temperature=1.0), fallback_seed=99).decode.seed == 99
-    assert served.request(_params(temperature=1.0, seed=4), fallback_seed=99).decode.seed == 4
+    assert served.request(_params(temperature=1.0, seed=4)).decode.seed == 4
+    # vLLM gives sample i the seed `seed + i`: the last one must be a valid seed too
+    top = 2**63 - 1
+    assert served.request(_params(temperature=1.0, seed=top)).decode.seed == top
+    assert served.request(_params(temperature=1.0, seed=top - 2, n=3)).decode.seed == top - 2
+    with pytest.raises(KnobError) as e:
+        served.request(_params(temperature=1.0, seed=top - 1, n=3))
+    assert e.value.field == "seed" and "n=3" in str(e.value)
     assert decode_config(_params(extra_args={"threshold": 0.3}), FAMILIES.get("SDARForCausalLM")).threshold == 0.3
+
+
+@pytest.mark.parametrize("arch", FAMILIES.names())
+@pytest.mark.parametrize("flags", [[], ["--algorithm", "threshold"], ["--threshold", "0.5"], ["--algorithm", "low_confidence"]])
+def test_cli_and_server_share_the_family_defaults(arch, flags):
+    spec = FAMILIES.get(arch)
+    args = build_parser().parse_args(["generate", "/m", "--prompt", "x", *flags])
+    extra = {f[2:]: (float(v) if f == "--threshold" else v) for f, v in zip(flags[::2], flags[1::2])}
+    served = ServedDecoding.for_spec(spec).request(_params(extra_args=extra)).decode
+    assert policies.validate(cli_decode_config(args, spec)) == served
+    if arch == "SDARForCausalLM" and not flags:
+        assert (served.algorithm, served.threshold) == ("low_confidence_dynamic", 0.85)
+
+
+def test_steps_and_block_size_are_bounded():
+    served = ServedDecoding.from_additional_config(LLADA, None, max_model_len=256)
+    assert served.limits == Limits(max_block_size=256, max_steps=DEFAULT_MAX_STEPS)
+    for extra, field in [
+        ({"block_size": 2**63 - 1}, "block_size"), ({"block_size": 10**9}, "block_size"), ({"block_size": 257}, "block_size"),
+        ({"algorithm": "maskgit_plus", "steps": DEFAULT_MAX_STEPS + 1}, "steps"),
+        ({"algorithm": "joint_threshold", "max_post_edit_steps": 10**9}, "max_post_edit_steps"),
+    ]:
+        with pytest.raises(KnobError) as e:
+            served.request(_params(extra_args=extra))
+        assert e.value.field == field and field in str(e.value), extra
+    assert served.request(_params(extra_args={"block_size": 256, "algorithm": "maskgit_plus", "steps": DEFAULT_MAX_STEPS})).block_size == 256
+    # without vLLM's max_model_len: the checkpoint's maximum length (tiny LLaDA: 2048)
+    assert ServedDecoding(LLADA).limits == Limits(max_block_size=2048)
+
+
+def test_server_wide_limits_are_set_and_checked_at_launch():
+    served = ServedDecoding.from_additional_config(
+        LLADA, {"dllm": {"max_steps": 8, "max_block_size": 16, "block_size": 16}}, max_model_len=256,
+    )
+    assert served.limits == Limits(max_block_size=16, max_steps=8) and served.defaults == (("block_size", 16),)
+    with pytest.raises(KnobError) as e:
+        served.request(_params(extra_args={"steps": 9}))
+    assert e.value.field == "steps" and "8" in str(e.value)
+    with pytest.raises(KnobError) as e:
+        served.request(_params(extra_args={"block_size": 32}))
+    assert e.value.field == "block_size"
+    for section, field in [({"max_steps": 0}, "max_steps"), ({"max_block_size": "8"}, "max_block_size"),
+                           ({"max_block_size": 16}, "block_size"),  # LLaDA's default block 32 would never fit
+                           ({"max_steps": 4, "steps": 5}, "steps")]:
+        with pytest.raises(KnobError) as e:
+            ServedDecoding.from_additional_config(LLADA, {"dllm": section})
+        assert e.value.field == field and "additional_config" in str(e.value), section
 
 
 def test_validator_raises_vllm_validation_error_with_param():

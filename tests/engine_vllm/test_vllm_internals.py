@@ -60,3 +60,36 @@ def test_scheduler_switches_the_adapter_sets_still_exist() -> None:
     src = inspect.getsource(Scheduler)
     for attr in ("need_mamba_block_aligned_split", "num_sampled_tokens_per_step"):
         assert attr in src, attr
+
+
+def test_default_max_tokens_still_come_from_get_diff_sampling_param() -> None:
+    # `config_hook.DefaultCanvas` replaces this method on the served ModelConfig instance
+    # (patches/README.md); the servers and LLM.generate must still read it from there
+    import importlib
+
+    from vllm.config import ModelConfig
+    from vllm.entrypoints.serve.utils.api_utils import get_max_tokens
+
+    assert list(inspect.signature(ModelConfig.get_diff_sampling_param).parameters) == ["self"]
+    for module in ("vllm.entrypoints.openai.completion.serving", "vllm.entrypoints.openai.chat_completion.serving",
+                   "vllm.entrypoints.llm"):
+        assert "model_config.get_diff_sampling_param()" in inspect.getsource(importlib.import_module(module)), module
+    # a request's missing max_tokens falls back to the dict's max_tokens, not capped by it otherwise
+    assert get_max_tokens(256, None, 10, {"max_tokens": 128}) == 128
+    assert get_max_tokens(256, 200, 10, {"max_tokens": 128}) == 200
+
+
+def test_default_canvas_is_added_only_when_nothing_sets_it() -> None:
+    from dllm_backend.vllm_adapter.config_hook import DefaultCanvas
+
+    class _Config:
+        def __init__(self, override: dict, gen: dict) -> None:
+            self.override_generation_config, self.gen = override, gen
+
+        def get_diff_sampling_param(self) -> dict:
+            return dict(self.gen)
+
+    for override, gen, expected in [({}, {}, 128), ({}, {"max_tokens": 40}, 40), ({"max_new_tokens": None}, {}, None)]:
+        config = _Config(override, gen)
+        DefaultCanvas.install(config, 128)
+        assert config.get_diff_sampling_param().get("max_tokens") == expected

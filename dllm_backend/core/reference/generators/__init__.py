@@ -10,6 +10,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from ...limits import Limits
 from ...registry import Registry
 from ...policies.base import DecodeConfig
 from ..loading import LoadedModel
@@ -55,14 +56,19 @@ def get_generator(name: str) -> Generator:
     return getattr(importlib.import_module(module), fn)
 
 
-def validate_request(loaded: LoadedModel, request: GenerationRequest) -> GenerationRequest:
+def validate_request(
+    loaded: LoadedModel, request: GenerationRequest, limits: Limits | None = None
+) -> GenerationRequest:
     """Checks a request against the checkpoint; returns it with defaults filled in.
 
+    limits: the bounds on block size and steps (default: blocks up to the model's maximum
+    length, `DEFAULT_MAX_STEPS` steps per block, as the vLLM adapter's defaults).
     Raises ValueError naming the offending value.
     """
     from ...policies import validate
 
     fam = loaded.family
+    limits = limits or Limits(max_block_size=fam.max_len)
     if not isinstance(request.max_tokens, int) or isinstance(request.max_tokens, bool) or request.max_tokens < 1:
         raise ValueError(f"max_tokens must be a positive integer, got {request.max_tokens!r}")
     if not request.prompt_ids:
@@ -75,9 +81,11 @@ def validate_request(loaded: LoadedModel, request: GenerationRequest) -> Generat
             f"{fam.spec.architecture} is block-causal and its KV cache is exact: use 'exact'"
         )
     block = request.block_size if request.block_size is not None else fam.block_size
-    if block == 0:  # the family's default is the whole canvas (Dream)
-        block = request.max_tokens
+    if block == 0:  # the family's default is the whole canvas (Dream), up to the largest block
+        block = min(request.max_tokens, limits.max_block_size)
     fam.check_block_size(block)
+    decode = validate(request.decode)
+    limits.check(decode, block)
     total = len(request.prompt_ids) + request.max_tokens
     if fam.spec.block_alignment == "absolute":
         total = -(-total // block) * block
@@ -86,7 +94,6 @@ def validate_request(loaded: LoadedModel, request: GenerationRequest) -> Generat
             f"prompt of {len(request.prompt_ids)} tokens + max_tokens {request.max_tokens} needs "
             f"{total} positions, more than the model's maximum length {fam.max_len}"
         )
-    decode = validate(request.decode)
     return dataclasses.replace(request, decode=decode, block_size=block)
 
 

@@ -16,12 +16,14 @@ Follows the model's own `generate` (NVlabs/Fast-dLLM, v2) without its optional
 - a finished block is forwarded once more to append its KV (the commit forward), and the
   argmax of that forward's last logit becomes the first token of the next block;
 - before every forward, if the block's first generated stop id has no mask before it,
-  the request ends there (no commit forward; later masks are dropped).
+  the request ends there (no commit forward; later masks are dropped);
+- an appended token (after a whole-block prompt's prefill or a commit forward) that is a
+  stop id ends the request and is returned as its last token, as the original does (its
+  block loop checks every token after the original prompt before starting a block).
 Unlike the original, generation runs until `max_tokens` tokens exist (the original runs
 `max_new_tokens // block_size` blocks counting the prompt's partial block), the output is
-cut at `max_tokens`, a stop id in the token after a whole-block prompt ends the request
-(the original reads it as prompt), and a prompt of exactly one block is prefilled (the
-original skips the prefill then and decodes the next block without seeing the prompt).
+cut at `max_tokens`, and a prompt of exactly one block is prefilled (the original skips the
+prefill then and decodes the next block without seeing the prompt).
 The appended token is never the mask id (the policies' rule; the original would decode an
 appended mask again). A stop found before a forward leaves `denoise_block` through a
 private exception raised by the logits_fn, so the forward is neither run nor counted.
