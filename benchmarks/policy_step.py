@@ -17,6 +17,8 @@ Sections (each one's failure is recorded and the others still run; results.json 
   raises), captured in a CUDA graph; replay == eager.
 - timing (cuda): a `threshold` step at R=16, B=32, V=126,464 for greedy / temperature /
   top_p / top_k / all, on peaked and on flat logits, torch path vs fast path, CUDA events.
+- memory (cuda): peak memory a step allocates beyond its bf16 logits, per logits row, in
+  float32 vocabulary rows, at V = 126,464 and 157,184, for three policies and both paths.
 """
 from __future__ import annotations
 
@@ -235,20 +237,52 @@ def timing(vocab: int = 126464, rows: int = 16, width: int = 32) -> dict:
     return res
 
 
+def memory(rows: int = 16, width: int = 32) -> dict:
+    """Peak device memory a step allocates beyond its logits, per logits row, in units of one
+    float32 vocabulary row (V * 4 bytes): what the KV-cache sizing must leave free per row."""
+    res = {}
+    settings = {"greedy": {}, "t0.7": dict(temperature=0.7), "t0.7 top_p0.95": dict(temperature=0.7, top_p=0.95),
+                "t0.7 top_k50": dict(temperature=0.7, top_k=50)}
+    for vocab in (126464, 157184):
+        mask_id = vocab - 1
+        logits = logits_like("peaked", rows, width, vocab, "cuda", 1).to(torch.bfloat16)
+        for label, kw in settings.items():
+            for algo in ("threshold", "low_confidence", "entropy"):
+                params = ParamBatch.from_configs([DecodeConfig(algo, seed=i, **kw) for i in range(rows)], [EOS], "cuda")
+                tokens = torch.full((rows, width), mask_id, dtype=torch.long, device="cuda")
+                state = new_block_state(tokens, torch.ones_like(tokens, dtype=torch.bool), params, mask_id, vocab_size=vocab)
+                for mode in ("off", "auto"):
+                    def run():
+                        step(logits, state, params, mask_id)  # warm-up (kernel compile, caches)
+                        torch.cuda.synchronize()
+                        base = torch.cuda.memory_allocated()
+                        torch.cuda.reset_peak_memory_stats()
+                        step(logits, state, params, mask_id)
+                        torch.cuda.synchronize()
+                        return round((torch.cuda.max_memory_allocated() - base) / (rows * width * vocab * 4), 2)
+                    res[f"V={vocab} {algo} {label} {'torch' if mode == 'off' else 'kernels'}"] = _with_mode(mode, run)
+    return res
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     ap.add_argument("--quick", action="store_true", help="parity only, small vocabularies (the CPU test)")
+    ap.add_argument("--sections", default="", help="comma-separated subset (default: all the device runs)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     res: dict = {"device": torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu", "torch": torch.__version__}
-    path = os.path.join(args.out, "policy_step.json")
+    wanted = set(filter(None, args.sections.split(",")))
+    path = os.path.join(args.out, "policy_step" + ("-" + "-".join(sorted(wanted)) if wanted else "") + ".json")
     sections = [("parity", lambda: parity(args.device, (1300,) if args.quick else (2048, 32000, 126464),
                                           2 if args.quick else 6))]
     if args.device == "cuda":
-        sections += [("cpu_gpu", lambda: cpu_gpu(32000)), ("capture", lambda: capture(126464)), ("timing", timing)]
+        sections += [("cpu_gpu", lambda: cpu_gpu(32000)), ("capture", lambda: capture(126464)), ("timing", timing),
+                     ("memory", memory)]
     for name, fn in sections:
+        if wanted and name not in wanted:
+            continue
         t0 = time.time()
         try:
             res[name] = fn()

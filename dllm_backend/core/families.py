@@ -43,6 +43,10 @@ class FamilySpec:
     stop_tokens: tuple[str, ...] = ()  # tokenizer names of extra stops (e.g. end-of-turn)
     sub_block_size: int | None = None  # Fast-dLLM v2 sub-blocks
     max_len_key: str = "max_position_embeddings"
+    # top_p / top_k also shape a greedy (temperature 0) row's confidence, as in Dream's
+    # `sample_tokens` (and SDAR's, LLaDA2's); Fast-dLLM v2's `sample_with_top_p` returns the
+    # plain softmax at temperature 0 and ignores its top_p there
+    greedy_filters: bool = True
 
     def load_class(self, which: Literal["reference_model", "config_class"]) -> type:
         module, _, name = getattr(self, which).partition(":")
@@ -51,9 +55,12 @@ class FamilySpec:
     def decode_knobs(self, knobs: Mapping[str, Any]) -> dict[str, Any]:
         """`knobs` (`DecodeConfig` field -> value; None or absent = unset) with the family's
         defaults filled in: its default algorithm and, for that algorithm only, its published
-        steps / threshold. The one source of these defaults for the CLI, the reference paths
-        and the engine adapters."""
+        steps / threshold; and its greedy rule (`greedy_filters`). The one source of these for
+        the CLI, the reference generators and the engine adapters."""
         out = dict(knobs)
+        # NOTE: a family rule, not a default: it overrides given values
+        if not self.greedy_filters and not out.get("temperature"):
+            out["top_p"], out["top_k"] = 1.0, 0
         if out.get("algorithm") is None:
             out["algorithm"] = self.default_algorithm
         if out["algorithm"] == self.default_algorithm:
@@ -135,7 +142,7 @@ _add(FamilySpec(
     default_algorithm="threshold", default_steps=None, default_threshold=0.95,
     default_mask_id=151665, default_eos_ids=(151645,), generator="fast_dllm_v2",
     reference_model=f"{_M}.fast_dllm:Fast_dLLM_QwenForCausalLM",
-    config_class=f"{_C}.fast_dllm:Fast_dLLM_QwenConfig", sub_block_size=8,
+    config_class=f"{_C}.fast_dllm:Fast_dLLM_QwenConfig", sub_block_size=8, greedy_filters=False,
     mask_token="|<MASK>|", stop_tokens=("<|im_end|>",),
 ))
 

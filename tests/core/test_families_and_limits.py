@@ -53,11 +53,13 @@ def test_default_canvas_comes_from_the_generation_config_else_the_stated_default
 @pytest.mark.parametrize("arch", FAMILIES.names())
 def test_family_decode_knobs_fill_only_the_default_algorithm(arch: str) -> None:
     spec = FAMILIES.get(arch)
+    greedy = {} if spec.greedy_filters else {"top_p": 1.0, "top_k": 0}  # the family's greedy rule
     got = spec.decode_knobs({})
-    assert got == {"algorithm": spec.default_algorithm, "steps": spec.default_steps, "threshold": spec.default_threshold}
+    assert got == {"algorithm": spec.default_algorithm, "steps": spec.default_steps,
+                   "threshold": spec.default_threshold, **greedy}
     assert spec.decode_knobs({"algorithm": spec.default_algorithm, "threshold": 0.5})["threshold"] == 0.5
     other = "random" if spec.default_algorithm != "random" else "low_confidence"
-    assert spec.decode_knobs({"algorithm": other}) == {"algorithm": other}
+    assert spec.decode_knobs({"algorithm": other}) == {"algorithm": other, **greedy}
 
 
 def test_sdar_default_threshold_is_the_family_one() -> None:

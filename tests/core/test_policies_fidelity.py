@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from dllm_backend.core.families import FAMILIES
 from dllm_backend.core.policies import DecodeConfig, ParamBatch, new_block_state, step
 
 V = 8
@@ -62,3 +63,19 @@ def test_entropy_ranks_with_the_full_softmax():
     # Dream with 3 masks over 2 steps unmasks int(3 * (1 - s/t)) = 1 position first: the original's
     # most confident by negative entropy is position 1
     assert committed(DecodeConfig("entropy", steps=2), logits_of(rows)) == [1]
+
+
+def test_fast_dllm_v2_ignores_top_p_at_temperature_zero():
+    # Fast-dLLM v2's `sample_with_top_p` returns softmax(logits) at temperature 0; Dream's
+    # `sample_tokens` (and SDAR's, LLaDA2's) apply top_p there too. Position 0: 0.5 / 0.3 /
+    # 0.2; top_p 0.6 keeps 0.5 and 0.3: renormalised p(x0) = 0.625 > tau 0.6. Position 1: 0.55
+    # then three 0.15; top_p 0.6 keeps 0.55 and the first 0.15: 0.55 / 0.7 = 0.786.
+    rows = [[0.5, 0.3, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0], [0.55, 0.15, 0.15, 0.15, 0.0, 0.0, 0.0, 0.0]]
+    knobs = {"algorithm": "threshold", "threshold": 0.6, "top_p": 0.6}
+    fast = DecodeConfig(**FAMILIES.get("Fast_dLLM_QwenForCausalLM").decode_knobs(knobs))
+    dream = DecodeConfig(**FAMILIES.get("DreamModel").decode_knobs(knobs))
+    assert (fast.top_p, dream.top_p) == (1.0, 0.6)
+    assert committed(fast, logits_of(rows)) == [1]  # plain softmax: 0.5 and 0.55, none above 0.6
+    assert committed(dream, logits_of(rows)) == [0, 1]  # nucleus-renormalised 0.625 and 0.786
+    sampled = FAMILIES.get("Fast_dLLM_QwenForCausalLM").decode_knobs({**knobs, "temperature": 0.7})
+    assert sampled["top_p"] == 0.6  # sampled rows keep their nucleus

@@ -84,7 +84,7 @@ def validate_request(
     if block == 0:  # the family's default is the whole canvas (Dream), up to the largest block
         block = min(request.max_tokens, limits.max_block_size)
     fam.check_block_size(block)
-    decode = validate(request.decode)
+    decode = validate(DecodeConfig(**fam.spec.decode_knobs(dataclasses.asdict(request.decode))))
     limits.check(decode, block)
     total = len(request.prompt_ids) + request.max_tokens
     if fam.spec.block_alignment == "absolute":
