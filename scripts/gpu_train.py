@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import subprocess
@@ -44,6 +45,9 @@ REPO = Path(__file__).resolve().parents[1]
 HELDOUT = REPO / "checkpoints" / "heldout.jsonl"
 SAFETY = 0.8  # share of the measured pace the plan counts on (the probe ran under lighter load)
 PACK_RESERVE_S = 6.0  # kept at the end of the budget for stopping workers and packing
+# the committed checkpoint whose tokenizer files a variant's must equal (same tokenizer spec)
+TOKENIZER_TWIN = {"llada": "llada-tiny-digits", "sdar8": "sdar-tiny-digits", "sdar16": "sdar-tiny-digits"}
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json")
 
 
 @dataclass(frozen=True)
@@ -118,22 +122,26 @@ def _throttled_log(name: str, every_s: float = 10.0):
     return log
 
 
-def _plan_steps(args, probe_s_per_step: float, train_deadline: float) -> int:
-    left = train_deadline - time.time()
-    return max(args.probe_steps, min(args.max_steps, int(SAFETY * left / probe_s_per_step)))
+def _plan_steps(args, probe, train_deadline: float) -> int:
+    """As many steps as fit before the deadline at the probe's pace (the minute cap backs it up)."""
+    pace = probe.seconds_per_step
+    if not math.isfinite(pace) or pace <= 0:  # a one-step probe has no pace after its first step
+        pace = probe.seconds / max(probe.steps_done, 1)
+    return min(args.max_steps, max(1, int(SAFETY * (train_deadline - time.time()) / pace)))
 
 
 def _train(args, name: str, v: Variant, work: Path, res: _Results):
-    from dllm_backend.train.trainer import resolve_recipe, train_tiny
+    from dllm_backend.train.recipes import RECIPES
+    from dllm_backend.train.trainer import train_tiny
 
     batch = min(v.batch_size, args.max_batch or v.batch_size)
     knobs = {"batch_size": batch, "lr": v.lr}
     res.update(status="probing", recipe=v.recipe, group=v.group, batch_size=batch, lr=v.lr,
-               block_size=resolve_recipe(v.recipe).block_size, device=args.device)
+               block_size=RECIPES.get(v.recipe).block_size, device=args.device)
     common = dict(seed=args.seed, threads=1, device=args.device, overrides=knobs, log=_throttled_log(name))
     probe = train_tiny(v.recipe, work / "probe" / name, steps=args.probe_steps, **common)
     train_deadline = args.deadline - args.eval_reserve_s
-    steps = _plan_steps(args, probe.seconds_per_step, train_deadline)
+    steps = _plan_steps(args, probe, train_deadline)
     res.update(status="training", probe_s_per_step=probe.seconds_per_step, steps_planned=steps)
     minutes = max(train_deadline - time.time(), 1.0) / 60
     report = train_tiny(v.recipe, work / "ckpt" / name, steps=steps, minutes=minutes, **common)
@@ -143,8 +151,16 @@ def _train(args, name: str, v: Variant, work: Path, res: _Results):
         reproduce=(f"python -m dllm_backend.bench.cli train-tiny {v.recipe} checkpoints/{v.checkpoint} "
                    f"--seed {args.seed} --steps {steps} --batch-size {batch} --lr {v.lr} "
                    f"--device {args.device} --threads 1"),
+        tokenizer_as_committed=_same_tokenizer(work / "ckpt" / name, v.recipe),
     )
     return report
+
+
+def _same_tokenizer(ckpt: Path, recipe: str) -> bool:
+    """True if the run built byte-identical tokenizer files to the committed twin's (the tiny
+    BPE is trained at build time: another `tokenizers` version could build another)."""
+    twin = REPO / "checkpoints" / TOKENIZER_TWIN[recipe]
+    return all((ckpt / f).read_bytes() == (twin / f).read_bytes() for f in TOKENIZER_FILES)
 
 
 def _score(args, ckpt: Path, res: _Results) -> None:
@@ -164,9 +180,12 @@ def _score(args, ckpt: Path, res: _Results) -> None:
                eval_seconds=round(time.monotonic() - start, 1))
     n = min(args.device_check, len(examples))
     if n and args.device != args.eval_device and args.deadline - time.time() > 15:
-        check = evaluate(ckpt, examples[:n], device=args.device)
-        same = sum(a.output_ids == b.output_ids for a, b in zip(check.records, ev.records))
-        res.update(device_check=f"{same}/{n} token-identical on {args.device}")
+        try:  # a diagnostic: its failure must not cost the variant its score
+            check = evaluate(ckpt, examples[:n], device=args.device)
+            same = sum(a.output_ids == b.output_ids for a, b in zip(check.records, ev.records))
+            res.update(device_check=f"{same}/{n} token-identical on {args.device}")
+        except Exception as e:
+            res.update(device_check=f"failed: {type(e).__name__}: {e}")
 
 
 def worker(args) -> int:

@@ -34,6 +34,7 @@ def test_cpu_smoke_run_writes_summary_and_best_checkpoints(tmp_path) -> None:
         # the first 4 held-out examples: parity, reverse, parity, copy
         assert set(row["accuracy"]) == {"all", "copy", "parity", "reverse"}
         assert f"--batch-size 2 --lr {row['lr']} --device cpu" in row["reproduce"]
+        assert row["tokenizer_as_committed"] is True
     assert summary["variants"]["sdar16-b128"]["block_size"] == 16
     assert summary["best"]["llada"]["variant"] == "llada-b64"
     assert summary["best"]["sdar-wide"]["checkpoint"] == "sdar16-tiny-digits"

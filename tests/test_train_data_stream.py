@@ -41,7 +41,7 @@ def test_row_encoder_check_refuses_a_mismatch(tmp_path) -> None:
 def test_prefetched_stream_equals_the_in_process_stream(tmp_path) -> None:
     """What a CUDA run trains on (batches made in a child process) is the CPU run's stream."""
     changes = {"batch_size": 3, "steps": 5}
-    recipe = trainer.resolve_recipe("sdar8", overrides=changes)
+    recipe = trainer.resolve_recipe("sdar8", changes)
     _, tok = write_config_and_tokenizer(recipe, tmp_path)
     here = list(trainer._batches(recipe, tok, 4, 2, 5))
     there = list(prefetch.prefetched(trainer._stream, "sdar8", changes, str(tmp_path), 4, 2, 5))
@@ -62,13 +62,13 @@ def test_prefetch_reports_the_producers_error() -> None:
 
 
 def test_overrides_and_devices_are_validated() -> None:
-    r = trainer.resolve_recipe("llada", 7, {"batch_size": 64, "lr": 1e-3})
+    r = trainer.resolve_recipe("llada", {"steps": 7, "batch_size": 64, "lr": 1e-3})
     assert (r.steps, r.batch_size, r.lr, r.warmup_steps) == (7, 64, 1e-3, 50)
     assert dataclasses.replace(RECIPES.get("llada"), steps=7, batch_size=64, lr=1e-3) == r
     with pytest.raises(ValueError, match=r"cannot override recipe fields \['block_size'\]"):
-        trainer.resolve_recipe("sdar", overrides={"block_size": 8})
+        trainer.resolve_recipe("sdar", {"block_size": 8})
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
-        trainer.resolve_recipe("llada", overrides={"batch_size": 0})
+        trainer.resolve_recipe("llada", {"batch_size": 0})
     assert trainer.resolve_device("cpu") == torch.device("cpu")
     with pytest.raises(ValueError, match="device 'meta': training runs on 'cpu' or 'cuda'"):
         trainer.resolve_device("meta")

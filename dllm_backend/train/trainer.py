@@ -40,10 +40,10 @@ class TrainReport:
     seconds: float
     final_loss: float  # mean loss over the last 50 steps
     num_parameters: int
-    device: str = "cpu"
-    batch_size: int = 0
-    lr: float = 0.0
-    seconds_per_step: float = float("nan")  # after the first step (which waits for the first batch)
+    device: str
+    batch_size: int
+    lr: float
+    seconds_per_step: float  # after the first step (which waits for the first batch); nan if none
 
 
 def heldout_examples(recipe: Recipe):
@@ -82,7 +82,7 @@ def _stream(kind: str, changes: Mapping[str, Any], tokenizer_dir: str, seed: int
     """`_batches` from picklable arguments (what the prefetching child process runs)."""
     from transformers import PreTrainedTokenizerFast
 
-    recipe = resolve_recipe(kind, overrides=changes)
+    recipe = resolve_recipe(kind, changes)
     yield from _batches(recipe, PreTrainedTokenizerFast.from_pretrained(tokenizer_dir), seed, first, steps)
 
 
@@ -128,15 +128,12 @@ def _resume(path: Path | None, run: dict[str, Any], model, opt, gen: torch.Gener
 OVERRIDABLE = ("steps", "batch_size", "lr", "warmup_steps")
 
 
-def resolve_recipe(kind: str, steps: int | None = None, overrides: Mapping[str, Any] | None = None) -> Recipe:
-    """Recipe `kind` with `steps` and `overrides` applied (validated by `Recipe`)."""
-    changes = dict(overrides or {})
-    unknown = sorted(set(changes) - set(OVERRIDABLE))
+def resolve_recipe(kind: str, overrides: Mapping[str, Any] | None = None) -> Recipe:
+    """Recipe `kind` with `overrides` (`OVERRIDABLE` fields) applied, validated by `Recipe`."""
+    unknown = sorted(set(overrides or {}) - set(OVERRIDABLE))
     if unknown:
         raise ValueError(f"cannot override recipe fields {unknown}; valid: {', '.join(OVERRIDABLE)}")
-    if steps is not None:
-        changes["steps"] = steps
-    return replace(RECIPES.get(kind), **changes)
+    return replace(RECIPES.get(kind), **(overrides or {}))
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -172,7 +169,7 @@ def train_tiny(
     the same kind, seed and overrides continues exactly where it stopped.
     """
     changes = {**(overrides or {}), **({} if steps is None else {"steps": steps})}
-    recipe = resolve_recipe(kind, overrides=changes)
+    recipe = resolve_recipe(kind, changes)
     if minutes is not None and not minutes > 0:
         raise ValueError(f"minutes must be positive, got {minutes!r}")
     dev = resolve_device(device)
