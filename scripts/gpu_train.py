@@ -134,10 +134,13 @@ def _train(args, name: str, v: Variant, work: Path, res: _Results):
     from dllm_backend.train.recipes import RECIPES
     from dllm_backend.train.trainer import train_tiny
 
+    import torch
+
     batch = min(v.batch_size, args.max_batch or v.batch_size)
     knobs = {"batch_size": batch, "lr": v.lr}
+    gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") and torch.cuda.is_available() else None
     res.update(status="probing", recipe=v.recipe, group=v.group, batch_size=batch, lr=v.lr,
-               block_size=RECIPES.get(v.recipe).block_size, device=args.device)
+               block_size=RECIPES.get(v.recipe).block_size, device=args.device, gpu=gpu, torch=torch.__version__)
     common = dict(seed=args.seed, threads=1, device=args.device, overrides=knobs, log=_throttled_log(name))
     probe = train_tiny(v.recipe, work / "probe" / name, steps=args.probe_steps, **common)
     train_deadline = args.deadline - args.eval_reserve_s
@@ -337,6 +340,9 @@ def parent(args) -> int:
         tar.add(work / "logs", arcname="logs")
     _write_json(out / "summary.json", summary)
     print(_table(rows), flush=True)
+    for name, row in rows.items():
+        if row.get("error") or str(row.get("device_check", "")).startswith("failed"):
+            print(f"{name}: {row.get('error') or row['device_check']}", flush=True)
     print(f"best: {json.dumps(summary['best'])}; wall {summary['wall_s']}s", flush=True)
     return 0
 
