@@ -39,7 +39,8 @@ def test_cpu_smoke_run_writes_summary_and_best_checkpoints(tmp_path) -> None:
     assert summary["best"]["llada"]["variant"] == "llada-b64"
     assert summary["best"]["sdar-wide"]["checkpoint"] == "sdar16-tiny-digits"
 
-    for tarball, name, block in (("llada.tar.gz", "llada-tiny-digits", 32), ("sdar-wide.tar.gz", "sdar16-tiny-digits", 16)):
+    wanted = (("llada.tar.gz", "llada-tiny-digits", 32), ("sdar-wide.tar.gz", "sdar16-tiny-digits", 16))
+    for tarball, name, block in wanted:
         with tarfile.open(out / tarball) as tar:
             assert sorted(m.name for m in tar.getmembers() if m.isfile()) == [f"{name}/{f}" for f in CHECKPOINT_FILES]
             tar.extractall(tmp_path / "unpacked", filter="data")

@@ -67,6 +67,7 @@ def _batches(recipe: Recipe, tokenizer, seed: int, first: int, steps: int) -> It
     exclude = {e.prompt for e in heldout_examples(recipe)}
     pad = tokenizer.convert_tokens_to_ids(recipe.pad_token)
     multiple = recipe.block_size if recipe.objective == "block_diffusion" else 1
+    pads_are_answer = recipe.objective != "autoregressive"
     encode = RowEncoder(tokenizer, recipe)
     for start in range(first - first % _CHUNK, steps, _CHUNK):
         n = min(_CHUNK, steps - start)
@@ -75,7 +76,7 @@ def _batches(recipe: Recipe, tokenizer, seed: int, first: int, steps: int) -> It
         encode.check(pool[0])  # the fast encoder's guard: equal to the template + tokenizer path
         for i in range(max(first - start, 0), n):
             part = pool[i * recipe.batch_size : (i + 1) * recipe.batch_size]
-            yield collate([encode(e) for e in part], pad, multiple, pads_are_answer=recipe.objective != "autoregressive")
+            yield collate([encode(e) for e in part], pad, multiple, pads_are_answer)
 
 
 def _stream(kind: str, changes: Mapping[str, Any], tokenizer_dir: str, seed: int, first: int, steps: int) -> Iterator:
