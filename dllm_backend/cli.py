@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .bench.cli import add_bench_args, add_train_args
 
-    add_train_args(sub.add_parser("train-tiny", help="train a small LLaDA / SDAR / Qwen3-AR model on the synthetic tasks (CPU)"))
+    add_train_args(sub.add_parser("train-tiny", help="train a small LLaDA / SDAR / Qwen3-AR model on the synthetic tasks (CPU or CUDA)"))
     add_bench_args(sub.add_parser("bench", help="accuracy, tokens/s, latency, NFE, plots over a sweep (vLLM engine and reference)"))
     return parser
 

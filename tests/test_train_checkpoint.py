@@ -72,3 +72,42 @@ def test_ar_twin_is_a_stock_qwen3_checkpoint(tmp_path) -> None:
     assert out.token_ids == seq[3:3 + len(out.token_ids)]
     assert out.nfe == len(out.token_ids) and out.tokens_per_step == [1] * len(out.token_ids)
     assert ar.eos_ids == (tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>"))
+
+
+@pytest.mark.parametrize("kind, block", [("sdar8", 8), ("sdar16", 16)])
+def test_wider_block_recipe_writes_the_sdar_layout_with_its_block(kind: str, block: int, tmp_path) -> None:
+    from dllm_backend.core.families import resolve_dir
+
+    recipe, model, tok = _write(kind, tmp_path)
+    assert recipe.block_size == block
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert (config["architectures"], config["model_type"], config["block_size"]) == (["SDARForCausalLM"], "sdar", block)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "config.json", "generation_config.json", "model.safetensors", "special_tokens_map.json",
+        "tokenizer.json", "tokenizer_config.json",
+    ]
+    assert resolve_dir(tmp_path).block_size == block  # the family resolver reads it from config.json
+    loaded = load_reference(tmp_path)
+    assert loaded.family.block_size == block
+    assert sorted(loaded.model.state_dict()) == sorted(model.state_dict())
+    assert all(torch.equal(loaded.model.state_dict()[k], t) for k, t in model.state_dict().items())
+
+
+def test_wider_block_recipes_differ_from_sdar_only_in_the_block(tmp_path) -> None:
+    """Same network, tokenizer, data and schedule as the block-4 model: config.json differs in block_size only."""
+    configs = {}
+    for kind in ("sdar", "sdar8", "sdar16"):
+        write_config_and_tokenizer(RECIPES.get(kind), tmp_path / kind)
+        configs[kind] = json.loads((tmp_path / kind / "config.json").read_text())
+        assert (tmp_path / kind / "tokenizer.json").read_bytes() == (tmp_path / "sdar" / "tokenizer.json").read_bytes()
+    for kind in ("sdar8", "sdar16"):
+        diff = {k for k in configs["sdar"] if configs["sdar"][k] != configs[kind].get(k)}
+        assert diff == {"block_size"}, diff
+        assert set(configs[kind]) == set(configs["sdar"])
+
+
+def test_recipe_refuses_a_block_that_differs_from_its_config() -> None:
+    import dataclasses
+
+    with pytest.raises(ValueError, match="block_size 4 differs from the config's block_size 8"):
+        dataclasses.replace(RECIPES.get("sdar8"), block_size=4)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from dllm_backend.train.tasks import load_examples
 from dllm_backend.bench.reference_runner import load, run_point
@@ -44,3 +45,15 @@ def test_checkpoint_answers_heldout_prompts(name: str) -> None:
     # 16 digits + the end-of-turn token, one committed per step
     assert all(r.output_tokens == 17 and r.finish_reason == "stop" for r in records)
     assert all(r.steps >= 17 for r in records)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_reference_decodes_on_cuda_as_on_cpu(name: str) -> None:
+    """The reference generators are device-clean: the GPU decodes the pinned prompts token for token as the CPU."""
+    point, tasks = CASES[name]
+    examples = _first(tasks, 3)
+    cpu = run_point(ROOT / name, examples, point, max_tokens=24, model=load(ROOT / name))
+    gpu = run_point(ROOT / name, examples, point, max_tokens=24, model=load(ROOT / name, device="cuda"))
+    assert [r.output_ids for r in gpu] == [r.output_ids for r in cpu]
+    assert all(r.correct for r in gpu)

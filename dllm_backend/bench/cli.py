@@ -94,20 +94,26 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", help="llada | sdar | ar")
+    p.add_argument("kind", help="training recipe: llada | sdar | sdar8 | sdar16 | ar")
     p.add_argument("out_dir")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help="default: the recipe's")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate; default: the recipe's")
+    p.add_argument("--warmup-steps", type=int, default=None, help="default: the recipe's")
     p.add_argument("--minutes", type=float, default=None, help="wall-clock cap (stops early)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu | cuda (model and optimizer; data and noise stay on the CPU)")
     p.add_argument("--state-path", default=None, help="save the training state here; resume from it if present")
 
 
 def run_train(args: argparse.Namespace) -> int:
     from ..train import train_tiny
 
+    knobs = {"batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup_steps}
     report = train_tiny(args.kind, args.out_dir, seed=args.seed, minutes=args.minutes,
-                        steps=args.steps, threads=args.threads, state_path=args.state_path)
+                        steps=args.steps, threads=args.threads, state_path=args.state_path,
+                        device=args.device, overrides={k: v for k, v in knobs.items() if v is not None})
     print(report)
     return 0
 

@@ -48,11 +48,12 @@ class _Model:
     block_size: int
 
 
-def load(model_dir: str | Path) -> _Model:
+def load(model_dir: str | Path, device: str = "cpu") -> _Model:
+    """The checkpoint's reference network on `device` and its decoding function."""
     d = Path(model_dir)
     arch = checkpoint_architecture(d)
     if arch == AR_ARCHITECTURE:
-        ar = load_ar_twin(d)
+        ar = load_ar_twin(d, device=device)
 
         def decode_ar(prompt: tuple[int, ...], point: SweepPoint, max_tokens: int) -> GenerationResult:
             if point.algorithm != GREEDY:
@@ -64,7 +65,7 @@ def load(model_dir: str | Path) -> _Model:
         raise ValueError(f"unknown architecture {arch!r}; valid: {AR_ARCHITECTURE}, {', '.join(FAMILIES.names())}")
     from ..core.reference.loading import load_reference
 
-    loaded = load_reference(d)
+    loaded = load_reference(d, device=device)
 
     def decode_dllm(prompt: tuple[int, ...], point: SweepPoint, max_tokens: int) -> GenerationResult:
         request = GenerationRequest(

@@ -32,7 +32,9 @@ def _ids(value) -> tuple[int, ...]:
     return (int(value),) if isinstance(value, int) else tuple(int(v) for v in value)
 
 
-def load_ar_twin(model_dir: str | Path, dtype: torch.dtype = torch.float32) -> LoadedAR:
+def load_ar_twin(
+    model_dir: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+) -> LoadedAR:
     d = Path(model_dir)
     config = json.loads((d / "config.json").read_text())
     archs = config.get("architectures") or []
@@ -40,7 +42,7 @@ def load_ar_twin(model_dir: str | Path, dtype: torch.dtype = torch.float32) -> L
         raise ValueError(f"{str(d)!r} is not an AR twin: architectures {archs!r}, expected [{AR_ARCHITECTURE!r}]")
     model = SDARForCausalLM(ar_network_config(config))
     model.load_state_dict(load_state_dict(d), strict=True)
-    model.to(dtype).eval()
+    model.to(device=device, dtype=dtype).eval()
     gen_path = d / "generation_config.json"
     gen = json.loads(gen_path.read_text()) if gen_path.is_file() else {}
     eos = tuple(dict.fromkeys(_ids(gen.get("eos_token_id")) + _ids(config.get("eos_token_id"))))
@@ -55,11 +57,12 @@ def greedy_generate(loaded: LoadedAR, prompt_ids: tuple[int, ...], max_tokens: i
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
     model = loaded.model
+    dev = next(model.parameters()).device
     cache = model.new_cache()
     n = len(prompt_ids)
-    ids = torch.tensor([prompt_ids], dtype=torch.long)  # [1, P]
-    causal = torch.ones(n, n, dtype=torch.bool).tril()[None]  # [1, P, P]
-    logits = model(ids, torch.arange(n)[None], causal, cache, "append")
+    ids = torch.tensor([prompt_ids], dtype=torch.long, device=dev)  # [1, P]
+    causal = torch.ones(n, n, dtype=torch.bool, device=dev).tril()[None]  # [1, P, P]
+    logits = model(ids, torch.arange(n, device=dev)[None], causal, cache, "append")
     out: list[int] = []
     stops = set(loaded.eos_ids)
     while True:
@@ -68,8 +71,8 @@ def greedy_generate(loaded: LoadedAR, prompt_ids: tuple[int, ...], max_tokens: i
         if tok in stops or len(out) == max_tokens:
             break
         # NOTE: mask None is causal here: the cache holds only earlier positions
-        pos = torch.tensor([[n + len(out) - 1]])
-        logits = model(torch.tensor([[tok]]), pos, None, cache, "append")
+        pos = torch.tensor([[n + len(out) - 1]], device=dev)
+        logits = model(torch.tensor([[tok]], device=dev), pos, None, cache, "append")
     return GenerationResult(
         token_ids=out, finish_reason="stop" if out[-1] in stops else "length",
         nfe=len(out), steps=len(out), tokens_per_step=[1] * len(out),

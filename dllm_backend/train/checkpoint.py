@@ -120,7 +120,9 @@ def save_weights(model: ReferenceModel, path: Path, dtype: torch.dtype = torch.f
     skip = set(model.tied_weights) if tied else set()
     # NOTE: clone so no two saved tensors share storage (safetensors refuses shared memory)
     tensors = {
-        name: t.detach().to(dtype).clone().contiguous()
+        name: t.detach().to("cpu", dtype).clone().contiguous()
         for name, t in model.state_dict().items() if name not in skip
     }
-    save_file(tensors, str(path), metadata={"format": "pt"})
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    tmp.replace(path)  # a run stopped mid-write leaves the previous weights, never half of them

@@ -37,6 +37,14 @@ def _positions(r: int, length: int) -> torch.Tensor:
     return torch.arange(length)[None].expand(r, length)
 
 
+def _to_model(model: torch.nn.Module, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The tensors on the model's device. Data and noise are drawn on the CPU (the seeded
+    generator), so every device trains on the same stream; on the CPU this moves nothing."""
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    return tuple(t.to(device) for t in tensors)
+
+
 def _weighted_masked_ce(
     logits: torch.Tensor, ids: torch.Tensor, masked: torch.Tensor, p_mask: torch.Tensor, answer: torch.Tensor
 ) -> torch.Tensor:
@@ -45,7 +53,7 @@ def _weighted_masked_ce(
     logits [R, L, V]; ids, masked, answer [R, L]; p_mask [R, L] (the probability each was masked).
     """
     ce = F.cross_entropy(logits[masked], ids[masked], reduction="none") / p_mask[masked]
-    per_row = torch.zeros(ids.shape[0], dtype=ce.dtype).index_add_(0, masked.nonzero()[:, 0], ce)
+    per_row = torch.zeros(ids.shape[0], dtype=ce.dtype, device=ce.device).index_add_(0, masked.nonzero()[:, 0], ce)
     return (per_row / answer.sum(1).clamp(min=1)).mean()
 
 
@@ -61,7 +69,8 @@ def masked_diffusion(
     p = ((1 - EPS) * t + EPS)[:, None].expand(r, length)
     masked = (torch.rand(r, length, generator=gen) < p) & answer
     noisy = torch.where(masked, mask_id, ids)
-    logits = model(noisy, _positions(r, length), None)  # [R, L, V]
+    noisy, pos, ids, masked, p, answer = _to_model(model, noisy, _positions(r, length), ids, masked, p, answer)
+    logits = model(noisy, pos, None)  # [R, L, V]
     return _weighted_masked_ce(logits, ids, masked, p, answer)
 
 
@@ -98,8 +107,10 @@ def block_diffusion(
     noisy = torch.where(masked, mask_id, ids)
     both = torch.cat([noisy, ids], dim=1)  # [R, 2L]
     pos = _positions(r, length).repeat(1, 2)  # both copies sit at the same positions
-    mask = block_diffusion_mask(length, block_size)[None].expand(r, -1, -1)
-    logits = model(both, pos, mask)[:, :length]  # only the noisy copy is scored
+    both, pos, mask, ids, masked, p, answer = _to_model(
+        model, both, pos, block_diffusion_mask(length, block_size), ids, masked, p, answer
+    )
+    logits = model(both, pos, mask[None].expand(r, -1, -1))[:, :length]  # only the noisy copy is scored
     return _weighted_masked_ce(logits, ids, masked, p, answer)
 
 
@@ -110,7 +121,8 @@ def autoregressive(
     """Next-token cross-entropy on the answer tokens under a causal mask."""
     ids, answer = batch.ids, batch.answer
     r, length = ids.shape
-    causal = torch.ones(length, length, dtype=torch.bool).tril()[None].expand(r, -1, -1)
-    logits = model(ids, _positions(r, length), causal)  # [R, L, V]
+    causal = torch.ones(length, length, dtype=torch.bool).tril()
+    ids, pos, causal, answer = _to_model(model, ids, _positions(r, length), causal, answer)
+    logits = model(ids, pos, causal[None].expand(r, -1, -1))  # [R, L, V]
     target = answer[:, 1:]  # the logits at i predict token i + 1
     return F.cross_entropy(logits[:, :-1][target], ids[:, 1:][target])

@@ -1,9 +1,9 @@
-"""The three training recipes (`llada`, `sdar`, `ar`): layout, size, chat ending, objective and schedule.
+"""The training recipes (`llada`, `sdar`, `sdar8`, `sdar16`, `ar`): layout, size, chat ending, objective and schedule.
 
-All three share one network size and one task mix so their accuracies and speeds compare:
-the full-attention dLLM (`LLaDAModelLM`), the block-causal dLLM (`SDARForCausalLM`, block 4)
-and an autoregressive twin in the stock `Qwen3ForCausalLM` layout (it uses SDAR's Qwen3
-tokenizer, so it sees token-for-token the same data as the SDAR model).
+All share one network size and one task mix so their accuracies and speeds compare: the
+full-attention dLLM (`LLaDAModelLM`), the block-causal dLLM (`SDARForCausalLM`, blocks of
+4, 8 or 16) and an autoregressive twin in the stock `Qwen3ForCausalLM` layout (it uses
+SDAR's Qwen3 tokenizer, so it sees token-for-token the same data as the SDAR models).
 """
 from __future__ import annotations
 
@@ -63,6 +63,9 @@ class Recipe:
                 f"gen_length {self.gen_length} leaves no room for the end token after "
                 f"{self.tasks.max_len} answer tokens"
             )
+        trained = self.config.get("block_size", self.block_size)
+        if self.objective == "block_diffusion" and trained != self.block_size:
+            raise ValueError(f"block_size {self.block_size} differs from the config's block_size {trained}")
 
 
 RECIPES: Registry[Recipe] = Registry("training recipe")
@@ -80,15 +83,26 @@ RECIPES.add("llada", Recipe(
     objective="masked_diffusion", end_token="<|eot_id|>", pad_token="<|endoftext|>",
     steps=3600, batch_size=32, lr=2e-3,  # ~0.25 s/step on 2 idle cores: 15 min
 ))
-RECIPES.add("sdar", Recipe(
-    kind="sdar", architecture="SDARForCausalLM", tokenizer_arch="SDARForCausalLM",
-    config={**_QWEN3_SIZE, "block_size": 4},
-    objective="block_diffusion", end_token="<|im_end|>", pad_token="<|endoftext|>",
-    steps=2200, batch_size=32, lr=2e-3,  # ~0.4 s/step (noisy + clean copy: twice the tokens): 15 min
-))
+
+
+def _sdar(kind: str, block: int, steps: int) -> Recipe:
+    """SDAR layout trained with blocks of `block` (config.json's `block_size`, read by the family resolver)."""
+    return Recipe(
+        kind=kind, architecture="SDARForCausalLM", tokenizer_arch="SDARForCausalLM",
+        config={**_QWEN3_SIZE, "block_size": block}, block_size=block,
+        objective="block_diffusion", end_token="<|im_end|>", pad_token="<|endoftext|>",
+        steps=steps, batch_size=32, lr=2e-3,
+    )
+
+
+RECIPES.add("sdar", _sdar("sdar", 4, 2200))  # ~0.4 s/step (noisy + clean copy: twice the tokens): 15 min
+# wider blocks, as the released families decode (SDAR 8-16, LLaDA2 32): the same network and
+# data; the block only changes which positions see each other (GPU runs: scripts/gpu_train.py)
+RECIPES.add("sdar8", _sdar("sdar8", 8, 2200))
+RECIPES.add("sdar16", _sdar("sdar16", 16, 2200))
 RECIPES.add("ar", Recipe(
     kind="ar", architecture="Qwen3ForCausalLM", tokenizer_arch="SDARForCausalLM",
     config=_QWEN3_SIZE,
     objective="autoregressive", end_token="<|im_end|>", pad_token="<|endoftext|>",
-    steps=600, batch_size=32, lr=2e-3,
+    steps=1500, batch_size=32, lr=2e-3,  # the committed checkpoint's (checkpoints/README.md)
 ))

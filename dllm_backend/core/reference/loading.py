@@ -38,8 +38,10 @@ def load_state_dict(d: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_reference(model_dir: str | Path, dtype: torch.dtype = torch.float32) -> LoadedModel:
-    """Builds the family's reference network from config.json and loads its weights.
+def load_reference(
+    model_dir: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+) -> LoadedModel:
+    """Builds the family's reference network from config.json and loads its weights onto `device`.
 
     Every checkpoint tensor must match a parameter by name and shape and vice versa,
     except tensors the network declares tied.
@@ -61,7 +63,7 @@ def load_reference(model_dir: str | Path, dtype: torch.dtype = torch.float32) ->
     for name, target in _tied_present(model, state).items():
         state[name] = state[target]
     model.load_state_dict(state, strict=True)
-    model.to(dtype).eval()
+    model.to(device=device, dtype=dtype).eval()
     return LoadedModel(model=model, family=family, model_dir=d)
 
 
