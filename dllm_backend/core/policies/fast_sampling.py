@@ -32,6 +32,7 @@ run time (benchmarks compare both paths in one process).
 from __future__ import annotations
 
 import functools
+import logging
 import os
 
 import torch
@@ -67,7 +68,34 @@ def enabled(t: torch.Tensor) -> bool:
         return False
     if _mode == "on":
         return True
-    return t.is_cuda and _triton_ok()
+    return t.is_cuda and _triton_ok() and _kernels_work(str(t.device))
+
+
+@functools.lru_cache(maxsize=None)
+def _kernels_work(device: str) -> bool:
+    """Once per device: the kernels compile and agree with the torch path on a small input;
+    otherwise the torch path serves (a warning says why), never a wrong token."""
+    from .rng import STREAM_TOKENS, gumbel, token_keys, token_uniform_from_keys
+
+    try:
+        g = torch.Generator(device=device).manual_seed(0)
+        x = torch.randn((2, 3, 3 * CHUNK + 5), generator=g, device=device)
+        keys = token_keys(torch.tensor([1, 2], device=device), torch.tensor([0, 4], device=device), STREAM_TOKENS, 3)
+        noise = gumbel(token_uniform_from_keys(keys, x.shape[-1]))
+        for dtype in (torch.float64, torch.float32):
+            want = (x.to(dtype) + noise.to(dtype)).argmax(dim=-1)
+            got = gumbel_argmax(x, keys, torch.ones(2, dtype=torch.bool, device=device), -1, dtype)
+            if not torch.equal(got, want):
+                raise RuntimeError(f"gumbel_argmax disagrees with the torch path ({dtype})")
+        lse = torch.logsumexp(x, dim=-1)
+        cut = _kernels().nucleus_cutoff(x, lse, torch.full_like(lse, 0.5), torch.ones_like(lse, dtype=torch.bool))
+        mass = torch.where(x > cut[..., None], torch.exp(x - lse[..., None]), 0.0).sum(dim=-1)
+        if not bool(((mass <= 0.5) & (mass > 0.4)).all()):
+            raise RuntimeError("nucleus_cutoff disagrees with the torch path")
+    except Exception as e:  # noqa: BLE001 - any failure means: use the torch path
+        logging.getLogger(__name__).warning("policy kernels disabled on %s (torch path instead): %s", device, e)
+        return False
+    return True
 
 
 def _kernels():
