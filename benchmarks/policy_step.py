@@ -44,14 +44,17 @@ ROW_CONFIGS = (  # (temperature, top_p, top_k)
 
 
 def logits_like(kind: str, rows: int, width: int, vocab: int, device, seed: int) -> torch.Tensor:
-    """'peaked': a few dominant tokens over a long tail (like a trained model); 'flat': N(0, 1)."""
+    """'flat': N(0, 1); 'peaked': 8 tokens raised by 6-12 over N(0, 4) (at T = 0.7 the tail
+    still holds a quarter of the mass); 'sharp': 8 tokens raised by 15-25 over N(0, 1), the
+    tail ~1e-6 of the mass (a confident trained model)."""
     g = torch.Generator(device=device).manual_seed(seed)
     base = torch.randn((rows, width, vocab), generator=g, device=device)
     if kind == "flat":
         return base
     top = torch.randint(0, vocab, (rows, width, 8), generator=g, device=device)
-    bump = torch.rand((rows, width, 8), generator=g, device=device) * 6 + 6
-    return (base * 2).scatter_add_(-1, top, bump)
+    low, span, scale = (6, 6, 2) if kind == "peaked" else (15, 10, 1)
+    bump = torch.rand((rows, width, 8), generator=g, device=device) * span + low
+    return (base * scale).scatter_add_(-1, top, bump)
 
 
 def _configs(algorithm: str, rows: int, seed: int) -> list[DecodeConfig]:
@@ -214,7 +217,7 @@ def timing(vocab: int = 126464, rows: int = 16, width: int = 32) -> dict:
         "t0.7 top_k50": dict(temperature=0.7, top_k=50),
         "t0.7 top_p0.95 top_k50": dict(temperature=0.7, top_p=0.95, top_k=50),
     }
-    for kind in ("peaked", "flat"):
+    for kind in ("sharp", "peaked", "flat"):
         logits = logits_like(kind, rows, width, vocab, "cuda", 11)
         for label, kw in settings.items():
             params = ParamBatch.from_configs([DecodeConfig("threshold", seed=i, **kw) for i in range(rows)], [EOS], "cuda")
@@ -244,6 +247,29 @@ def timing(vocab: int = 126464, rows: int = 16, width: int = 32) -> dict:
                 if isinstance(cell, float) and isinstance(greedy, float):
                     res[f"{kind} {label} {mode} / greedy {mode}"] = round(cell / greedy, 2)
     return res
+
+
+def profile(out_dir: str, vocab: int = 126464, rows: int = 16, width: int = 32) -> dict:
+    """torch.profiler tables (CUDA time) of the fast path's sampled steps, to profile.txt."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    mask_id, tables = 126336, []
+    for kind, kw in (("sharp", dict(temperature=0.7, top_p=0.95)), ("peaked", dict(temperature=0.7, top_p=0.95)),
+                     ("peaked", dict(temperature=0.7))):
+        logits = logits_like(kind, rows, width, vocab, "cuda", 11)
+        params = ParamBatch.from_configs([DecodeConfig("threshold", seed=i, **kw) for i in range(rows)], [EOS], "cuda")
+        tokens = torch.full((rows, width), mask_id, dtype=torch.long, device="cuda")
+        state = new_block_state(tokens, torch.ones_like(tokens, dtype=torch.bool), params, mask_id, vocab_size=vocab)
+        step(logits, state, params, mask_id)
+        torch.cuda.synchronize()
+        with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(3):
+                step(logits, state, params, mask_id)
+            torch.cuda.synchronize()
+        tables.append(f"== {kind} {kw} (3 steps)\n" + prof.key_averages().table(sort_by="cuda_time_total", row_limit=18))
+    with open(os.path.join(out_dir, "profile.txt"), "w") as f:
+        f.write("\n".join(tables))
+    return {"tables": len(tables)}
 
 
 def memory(rows: int = 16, width: int = 32) -> dict:
@@ -292,7 +318,7 @@ def main() -> int:
                                           2 if args.quick else 6))]
     if args.device == "cuda":
         sections += [("cpu_gpu", lambda: cpu_gpu(32000)), ("capture", lambda: capture(126464)), ("timing", timing),
-                     ("memory", memory)]
+                     ("memory", memory), ("profile", lambda: profile(args.out))]
     for name, fn in sections:
         if wanted and name not in wanted:
             continue

@@ -12,8 +12,8 @@ maximum keeps the first id on ties, like `torch.argmax`.
 `nucleus_cutoff`: for the rows flagged `need`, the smallest logit c such that the softmax
 mass of the logits strictly above c is <= top_p (so keeping x >= c is the nucleus: the mass
 before each kept token is at most top_p). Bisection over the 2**32 float keys that order like
-the floats (one pass over the row per bit, mass summed in float64); unflagged rows return
-at once.
+the floats, 16 candidate cuts per pass over the row (8 passes; float64 sums); unflagged rows
+return at once.
 """
 from __future__ import annotations
 
@@ -36,25 +36,30 @@ def _mix(x):
 
 @triton.jit
 def _gumbel_argmax_kernel(
-    x_ptr, keys_ptr, sample_ptr, out_ptr, V, mask_id,
+    x_ptr, keys_ptr, sample_ptr, best_ptr, best_id_ptr, V, SPAN, mask_id,
     FP64: tl.constexpr, BLOCK: tl.constexpr,
 ):
+    """Program (row, part): the best of ids [part * SPAN, (part + 1) * SPAN) into best / best_id."""
     row = tl.program_id(0)
+    part = tl.program_id(1)
     key = tl.load(keys_ptr + row).to(tl.uint32)
     sample = tl.load(sample_ptr + row) != 0
     offs = tl.arange(0, BLOCK)
     golden = tl.full((1,), 0x9E3779B9, tl.uint32)
-    best = tl.full((), float("-inf"), tl.float64)
-    best_id = tl.full((), 0, tl.int64)
+    # NOTE: each lane keeps its own running maximum (a lane sees increasing ids, so a strict
+    # > keeps its first); one reduction at the end instead of one per chunk
+    best = tl.full((BLOCK,), float("-inf"), tl.float64)
+    lo = part * SPAN
+    best_id = tl.zeros((BLOCK,), tl.int32) + lo
     base = x_ptr + row.to(tl.int64) * V
-    for start in range(0, V, BLOCK):
+    for start in range(lo, tl.minimum(lo + SPAN, V), BLOCK):
         ids = start + offs
-        inside = ids < V
+        inside = ids < tl.minimum(lo + SPAN, V)
         x = tl.load(base + ids, mask=inside, other=float("-inf"))
         # rng.token_uniform_from_keys: vocab hash, xor with the position key, two mixes
         vh = _mix((ids * 2 + 1).to(tl.uint32))
         h = _mix(_mix(key ^ vh) + golden)
-        u = (h.to(tl.float64) + 0.5) / 4294967296.0
+        u = (h.to(tl.float64) + 0.5) * 2.3283064365386963e-10  # / 2**32, exact
         g = -tl.log(-tl.log(u))
         if FP64:
             noisy = x.to(tl.float64) + g
@@ -62,24 +67,66 @@ def _gumbel_argmax_kernel(
             noisy = (x + g.to(tl.float32)).to(tl.float64)
         val = tl.where(sample, noisy, x.to(tl.float64))
         val = tl.where(inside & (ids != mask_id), val, float("-inf"))
-        m, i = tl.max(val, axis=0, return_indices=True, return_indices_tie_break_left=True)
-        take = m > best
-        best = tl.where(take, m, best)
-        best_id = tl.where(take, (start + i).to(tl.int64), best_id)
-    tl.store(out_ptr + row, best_id)
+        take = val > best
+        best = tl.where(take, val, best)
+        best_id = tl.where(take, ids, best_id)
+    top = tl.max(best, axis=0)
+    # the first id among the lanes holding the maximum (all -inf: the part's first id)
+    first = tl.min(tl.where(best == top, best_id, 2147483647), axis=0)
+    parts = tl.num_programs(1)
+    tl.store(best_ptr + row * parts + part, top)
+    tl.store(best_id_ptr + row * parts + part, first.to(tl.int64))
 
 
 def gumbel_argmax(x: torch.Tensor, keys: torch.Tensor, sample: torch.Tensor, mask_id: int, fp64: bool) -> torch.Tensor:
     """x [N, V] float32, keys [N] int64 (< 2**32), sample [N] bool -> [N] int64."""
     x = x.contiguous()
     n, vocab = x.shape
-    out = torch.empty(n, dtype=torch.int64, device=x.device)
+    if n == 0:
+        return torch.empty(0, dtype=torch.int64, device=x.device)
+    # NOTE: enough programs to fill the GPU (a row alone is a long dependent chain of fp64
+    # logs); the parts of a row are ordered, so the first part holding the maximum has its
+    # first id (torch.max returns the first maximum)
+    parts = max(1, min(32, -(-4096 // n), -(-vocab // (4 * _BLOCK))))
+    span = -(-vocab // (parts * _BLOCK)) * _BLOCK
+    best = torch.empty((n, parts), dtype=torch.float64, device=x.device)
+    best_id = torch.empty((n, parts), dtype=torch.int64, device=x.device)
+    _gumbel_argmax_kernel[(n, parts)](
+        x, keys.contiguous(), sample.to(torch.int8).contiguous(), best, best_id, vocab, span, mask_id,
+        FP64=fp64, BLOCK=_BLOCK,
+    )
+    return best_id.gather(1, best.argmax(dim=1, keepdim=True)).squeeze(1)
+
+
+@triton.jit
+def _chunk_topk_kernel(x_ptr, val_ptr, id_ptr, V, K: tl.constexpr, CHUNK: tl.constexpr):
+    """Program (row, chunk): the chunk's K largest values, best first, ties to the lower id;
+    missing ones (a short last chunk) are -inf with id V."""
+    row = tl.program_id(0)
+    chunk = tl.program_id(1)
+    ids = chunk * CHUNK + tl.arange(0, CHUNK)
+    v = tl.load(x_ptr + row.to(tl.int64) * V + ids, mask=ids < V, other=float("-inf"))
+    out = (row.to(tl.int64) * tl.num_programs(1) + chunk) * K
+    valid = ids < V
+    for k in range(K):
+        m = tl.max(tl.where(valid, v, float("-inf")), axis=0)
+        pick = tl.min(tl.where(valid & (v == m), ids, 2147483647), axis=0)
+        none = pick == 2147483647
+        tl.store(val_ptr + out + k, tl.where(none, float("-inf"), m))
+        tl.store(id_ptr + out + k, tl.where(none, V, pick).to(tl.int64))
+        valid = valid & (ids != pick)
+
+
+def chunk_topk(x: torch.Tensor, k: int, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [N, V] float32 -> values, ids [N, ceil(V / chunk), k]: each chunk's k best, sorted."""
+    x = x.contiguous()
+    n, vocab = x.shape
+    chunks = -(-vocab // chunk)
+    values = torch.empty((n, chunks, k), dtype=torch.float32, device=x.device)
+    ids = torch.empty((n, chunks, k), dtype=torch.int64, device=x.device)
     if n:
-        _gumbel_argmax_kernel[(n,)](
-            x, keys.contiguous(), sample.to(torch.int8).contiguous(), out, vocab, mask_id,
-            FP64=fp64, BLOCK=_BLOCK,
-        )
-    return out
+        _chunk_topk_kernel[(n, chunks)](x, values, ids, vocab, K=k, CHUNK=chunk)
+    return values, ids
 
 
 @triton.jit
@@ -91,43 +138,49 @@ def _float_key(x):
 
 
 @triton.jit
-def _mass_above(base, V, lse, t, BLOCK: tl.constexpr):
-    """Softmax mass (float64) of the row's logits whose key is > t."""
+def _mass_above(base, V, lse, lo, step, K: tl.constexpr, BLOCK: tl.constexpr):
+    """[K] softmax mass (float64) of the row's logits whose key is > lo + (k + 1) * step."""
     offs = tl.arange(0, BLOCK)
-    acc = tl.full((), 0.0, tl.float64)
+    cuts = lo + (tl.arange(0, K).to(tl.int64) + 1) * step  # [K] int64, at most 2**32 - 1
+    acc = tl.zeros((BLOCK, K), tl.float64)  # per lane and cut
     for start in range(0, V, BLOCK):
         ids = start + offs
         x = tl.load(base + ids, mask=ids < V, other=float("-inf"))
         p = tl.exp(x - lse)
-        above = (_float_key(x) > t) & (ids < V)
-        acc += tl.sum(tl.where(above, p, 0.0).to(tl.float64), axis=0)
-    return acc
+        key = _float_key(x).to(tl.int64)
+        acc += tl.where(key[:, None] > cuts[None, :], p.to(tl.float64)[:, None], 0.0)
+    return tl.sum(acc, axis=0)
 
 
 @triton.jit
-def _nucleus_cutoff_kernel(x_ptr, lse_ptr, top_p_ptr, need_ptr, out_ptr, V, BLOCK: tl.constexpr):
+def _nucleus_cutoff_kernel(x_ptr, lse_ptr, top_p_ptr, need_ptr, out_ptr, V, K: tl.constexpr, BLOCK: tl.constexpr):
     row = tl.program_id(0)
     if tl.load(need_ptr + row) != 0:
         base = x_ptr + row.to(tl.int64) * V
         lse = tl.load(lse_ptr + row)
         top_p = tl.load(top_p_ptr + row).to(tl.float64)
-        # smallest key t with mass_above(t) <= top_p; mass_above(2**32 - 1) = 0
-        lo = tl.full((), 0, tl.int64)
+        # the smallest key t with mass_above(t) <= top_p lies in (lo, hi]; mass_above(2**32 - 1) = 0.
+        # NOTE: a K-ary search: each pass over the row tests K cuts, so 32 bits take 8 passes (K=16)
+        lo = tl.full((), -1, tl.int64)
         hi = tl.full((), 4294967295, tl.int64)
-        for _ in range(32):
-            mid = lo + (hi - lo) // 2
-            ok = _mass_above(base, V, lse, mid.to(tl.uint32), BLOCK) <= top_p
-            hi = tl.where(ok, mid, hi)
-            lo = tl.where(ok, lo, mid + 1)
+        while hi - lo > 1:
+            step = (hi - lo + K - 1) // K
+            mass = _mass_above(base, V, lse, lo, step, K, BLOCK)  # [K]
+            ks = tl.arange(0, K).to(tl.int64)
+            cut = tl.minimum(lo + (ks + 1) * step, hi)
+            first_ok = tl.min(tl.where(mass <= top_p, cut, hi), axis=0)
+            last_bad = tl.max(tl.where(mass <= top_p, lo, cut), axis=0)
+            hi = first_ok
+            lo = tl.maximum(last_bad, lo)
         # the cut as a value: the smallest logit whose key is >= the key found
         offs = tl.arange(0, BLOCK)
-        cut = tl.full((), float("inf"), tl.float32)
+        best = tl.full((BLOCK,), float("inf"), tl.float32)
         for start in range(0, V, BLOCK):
             ids = start + offs
             x = tl.load(base + ids, mask=ids < V, other=float("inf"))
-            kept = (_float_key(x) >= hi.to(tl.uint32)) & (ids < V)
-            cut = tl.minimum(cut, tl.min(tl.where(kept, x, float("inf")), axis=0))
-        tl.store(out_ptr + row, cut)
+            kept = (_float_key(x).to(tl.int64) >= hi) & (ids < V)
+            best = tl.minimum(best, tl.where(kept, x, float("inf")))
+        tl.store(out_ptr + row, tl.min(best, axis=0))
 
 
 def nucleus_cutoff(scaled: torch.Tensor, lse: torch.Tensor, top_p: torch.Tensor, need: torch.Tensor) -> torch.Tensor:
@@ -139,6 +192,6 @@ def nucleus_cutoff(scaled: torch.Tensor, lse: torch.Tensor, top_p: torch.Tensor,
     if rows * width:
         _nucleus_cutoff_kernel[(rows * width,)](
             x, lse.to(torch.float32).contiguous().view(-1), top_p.to(torch.float32).contiguous().view(-1),
-            need.to(torch.int8).contiguous().view(-1), out, vocab, BLOCK=_BLOCK,
+            need.to(torch.int8).contiguous().view(-1), out, vocab, K=16, BLOCK=256,
         )
     return out.view(rows, width)
