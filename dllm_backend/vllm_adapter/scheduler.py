@@ -111,8 +111,8 @@ class DllmScheduler(Scheduler):
             return
         committed = request.num_tokens
         tail = self._blocks.get(request.request_id)
-        plan = self.layout.plan(geo, committed, fresh=tail is None)
-        if request.num_computed_tokens != plan.query_start or plan.seq_len > self.max_model_len:
+        plan = self.layout.plan(geo, committed, request.num_computed_tokens, fresh=tail is None)
+        if plan is None or plan.seq_len > self.max_model_len:
             return  # the seq_len guard: only a prompt ending in the last partial block
         if tail is None:
             tail = [self.dllm.mask_id] * (plan.hi - committed)
@@ -125,13 +125,15 @@ class DllmScheduler(Scheduler):
         num_new_local_computed_tokens: int = 0,
         num_external_computed_tokens: int = 0,
     ) -> int:
-        """Clips a chunk: a denoising query is scheduled whole or not at all; other chunks
-        follow the layout."""
+        """Clips a chunk: a denoising query is scheduled whole, or else only the chunk in front
+        of its block that the budget holds (no drafts are then scheduled: the block is armed
+        again next step); other chunks follow the layout."""
         start = request.num_computed_tokens + num_new_local_computed_tokens + num_external_computed_tokens
-        if request.spec_token_ids:
-            needed = request.num_tokens + len(request.spec_token_ids) - start
-            return num_new_tokens if num_new_tokens >= needed else 0
         geo = self._geo.get(request.request_id)
+        if request.spec_token_ids:
+            if num_new_tokens >= request.num_tokens + len(request.spec_token_ids) - start:
+                return num_new_tokens
+            return self.layout.front(geo, start, num_new_tokens, request.num_tokens)
         if geo is None:
             return num_new_tokens
         return self.layout.chunk(geo, start, num_new_tokens, request.num_tokens)
