@@ -20,20 +20,27 @@ between steps; a step's `ParamBatch` is reused while the batch of each window wi
 its requests; everything the host needs back (window tokens, done flags, AR tokens)
 crosses to the host in one transfer (`_to_host`).
 
-Attention: every query the dLLM scheduler builds is non-causal over the paged KV cache.
-Block-causal families: a query only ever covers one block, so attention is exactly
-block-causal. Full attention: a query covers the canvas (or, in dual mode, the block,
-whose attended length is then raised to the canvas end so it sees the stale suffix KV).
-The runner wraps each attention metadata builder's `build` to pass `causal=False` and
-those lengths before the builder derives anything from them (FA3's scheduler metadata,
-FlashInfer's plan), so one batch-wide flag serves CPU_ATTN, FLASH_ATTN, TRITON_ATTN and
-FLEX_ATTENTION.
+Attention: every query the dLLM scheduler builds is non-causal over the paged KV cache,
+and is attended as the layout's segments (`Layout.segments`). Block-causal families: a
+query covering several blocks (the prompt's whole blocks at admission; a chunk or the
+finished block in front of a block's first step) is cut at every block boundary, each
+piece attending its block and the blocks before it: exactly the block-causal mask. Full
+attention: one segment per query (in dual mode attending up to the canvas end, so the
+block sees the stale suffix KV). `_prepare_inputs` turns the step's segments into a
+`VirtualBatch` (one non-causal sequence per segment; None when every request is one
+segment over its own query), and each attention metadata builder's `build` is wrapped
+to pass `causal=False` and the virtual sequences before the builder derives anything
+from them (FA3's scheduler metadata, FlexAttention's block mask), so the same metadata
+serves CPU_ATTN, FLASH_ATTN, TRITON_ATTN and FLEX_ATTENTION (`virtual_batch` says how
+each reads it). Builders whose persistent per-sequence buffers are sized by max_num_seqs
+(FlexAttention) get them enlarged to the most sequences a step can hold.
 
 vLLM internals relied on: `GPUModelRunner._update_states`, `_prepare_inputs` (its return value and
 `query_start_loc`), `execute_model_state` (`ExecuteModelState`), `input_batch`
 (`req_ids`, `num_computed_tokens_cpu`, `num_tokens_no_spec`, `token_ids_cpu`,
-`is_token_ids`), `attn_groups[..].metadata_builders`, `CommonAttentionMetadata.causal` /
-`seq_lens` / `max_seq_len` / `seq_lens_cpu_upper_bound`.
+`is_token_ids`), `attn_groups[..].metadata_builders`, `max_num_reqs` / `max_num_tokens`, the
+`CommonAttentionMetadata` fields `virtual_batch` replaces (pinned in
+tests/engine_vllm/test_vllm_internals.py).
 """
 from __future__ import annotations
 
@@ -52,7 +59,7 @@ from .layouts import Geometry, Segment
 from .outputs import DllmRunnerOutput
 from .request_options import RequestSettings, settings
 from .serve_spec import ServeSpec
-from .virtual_batch import VirtualBatch
+from .virtual_batch import VirtualBatch, capacity, fit_sequence_buffers
 
 Entry = tuple[str, int, int]  # (req_id, batch index, first logits row)
 
@@ -92,9 +99,12 @@ class DllmRunnerMixin:
 
     def initialize_kv_cache(self, kv_cache_config, *args, **kwargs) -> None:
         super().initialize_kv_cache(kv_cache_config, *args, **kwargs)
+        block = self.dllm.block if self.dllm.family.spec.attention == "block_causal" else None
+        seqs = capacity(self.max_num_reqs, self.max_num_tokens, block)
         for groups in self.attn_groups:
             for group in groups:
                 for builder in group.metadata_builders:
+                    fit_sequence_buffers(builder, seqs)
                     builder.build = self._non_causal(builder.build)
 
     def _non_causal(self, build):

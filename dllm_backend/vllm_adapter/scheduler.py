@@ -2,22 +2,31 @@
 
 Life of a request (`c` = committed tokens = prompt + output; the block, the query of a
 step and the rollback after it come from the family's `layouts.Layout`):
-1. admission / prefill: chunks without drafts, sized by `Layout.chunk` (block-causal:
-   whole blocks, each a non-causal query, so the KV is block-causal; full attention: one
-   token, discarded, because the waiting queue cannot carry drafts).
-2. denoise: once num_computed == the plan's query start, the block's undecided tokens
-   (and, for full attention, the masks up to the query end) become the request's
-   `spec_token_ids`, so the stock scheduler schedules exactly the plan's query, allocates
-   its slots and passes the tokens to the runner, which runs one policy step.
+1. admission: a chunk without drafts (the waiting queue carries none), sized by
+   `Layout.chunk`. Block-causal: every whole block of the prompt that the budget holds,
+   in one forward (one non-causal segment per block, so the KV is block-causal); a
+   prompt shorter than a block is admitted with its tokens, discarded. Full attention:
+   one token, discarded.
+2. denoise: once `Layout.plan` accepts num_computed as the start of a query, the block's
+   undecided tokens (and, for full attention, the masks up to the query end) become
+   the request's `spec_token_ids`, so the stock scheduler schedules exactly the plan's
+   query, allocates its slots and passes the tokens to the runner, which runs one policy
+   step. Block-causal queries may start at an earlier block boundary: whole blocks
+   whose KV is not final yet (the rest of a chunked prompt, a re-prefill after
+   preemption, the block finished last step) ride in front of the block's first step.
+   If the budget cannot hold the whole query, the chunk hook schedules only the whole
+   blocks in front that fit (`Layout.front`), and the block is armed again next step.
    `update_from_output` rolls num_computed back (`Layout.rollback`), so the next step
    rewrites the same KV slots with the updated block.
 3. when the policy finishes the block, the runner returns its new tokens as ordinary
    sampled tokens: the stock code appends them, checks stops (EOS, stop ids, max_tokens)
-   and streams them. Block-causal families then run the block once more with the final
-   tokens (the commit forward, scheduled by stock code because c > num_computed); its
-   last logit gives Fast-dLLM v2's next token. Full attention starts the next block.
+   and streams them. Block-causal families write the finished block's final KV in the
+   next block's first step (step 2). Fast-dLLM v2 cannot: the forward that completes a
+   block's KV gives the next block's first token (its last logit), which that block's
+   steps read, so it runs alone (the commit forward, scheduled by stock code because
+   c > num_computed). Full attention starts the next block.
 
-Each request's model forwards (prefill chunks, denoising steps, commit forwards) are
+Each request's model forwards (chunks without drafts and denoising steps) are
 counted and returned with its final output in `kv_transfer_params["dllm"]` (the field the
 OpenAI server copies into the non-streaming response): `{"nfe", "denoising_steps",
 "tokens_per_forward"}` (output tokens / nfe).

@@ -34,7 +34,7 @@ prefill relies on. One representation serves every backend and runner:
   persistent per-sequence buffers (`persistent_seq_lens`, `persistent_query_start_loc`,
   `persistent_offset_tensor`, `persistent_physical_to_logical`) are sized by
   max_num_seqs, and a step can hold more segments than requests: `capacity` bounds the
-  count and the GPU runner enlarges those buffers to it (`runner.DllmGPUModelRunner`).
+  count and the runner enlarges those buffers to it (`fit_sequence_buffers`).
 - Model Runner V2: a dLLM `ModelState.prepare_attn` calls `attn_utils.build_attn_metadata`
   with the same arrays (query_start_loc_cpu / _gpu, seq_lens, block_tables gathered by
   `req`, num_reqs = the segment count, req_idx = idx_mapping[req], causal=False).
@@ -97,6 +97,11 @@ class VirtualBatch:
         for name in _UNSUPPORTED:
             if getattr(cm, name, None) is not None:
                 raise ValueError(f"attention metadata field {name!r} is set: block-causal segments do not support it")
+        if cm.num_reqs != int(self.req[-1]) + 1:
+            # NOTE: e.g. micro-batching (DBO) builds each half separately; the split is per batch
+            raise ValueError(
+                f"attention metadata of {cm.num_reqs} requests, the step's segments cover {int(self.req[-1]) + 1}"
+            )
         req, starts, seq_lens = self._on(cm.seq_lens.device)
         changes: dict[str, Any] = {
             "num_reqs": self.num_seqs,
@@ -122,7 +127,29 @@ class VirtualBatch:
         return changes
 
 
-def capacity(max_num_seqs: int, max_num_batched_tokens: int, block: int) -> int:
-    """Most virtual sequences one step can hold: every request one segment, plus one more
-    per block boundary a query can cross (at most one per `block` scheduled tokens)."""
-    return max_num_seqs + max_num_batched_tokens // max(block, 1)
+def capacity(max_num_seqs: int, max_num_batched_tokens: int, block: int | None) -> int:
+    """Most virtual sequences one step can hold: every request one segment, plus, for
+    block-causal queries (`block` not None), one more per block boundary a query can cross
+    (at most one per `block` scheduled tokens)."""
+    return max_num_seqs + (max_num_batched_tokens // block if block else 0)
+
+
+# metadata-builder buffers with one row per sequence (FlexAttention's), allocated with
+# max_num_seqs rows (+ `extra`) by the builder: name -> extra rows
+_SEQUENCE_BUFFERS = {"persistent_offset_tensor": 0, "persistent_seq_lens": 0, "persistent_query_start_loc": 1}
+
+
+def fit_sequence_buffers(builder: Any, seqs: int) -> None:
+    """Enlarges a builder's per-sequence persistent buffers to `seqs` rows, once, before its
+    first build (their addresses then stay fixed, as the builder expects). Builders without
+    such buffers (CPU_ATTN, FLASH_ATTN, TRITON_ATTN) are left as they are."""
+    for name, extra in _SEQUENCE_BUFFERS.items():
+        buf = getattr(builder, name, None)
+        if isinstance(buf, torch.Tensor) and buf.shape[0] < seqs + extra:
+            setattr(builder, name, buf.new_empty((seqs + extra, *buf.shape[1:])))
+    # NOTE: FlexAttention allocates this one at its first build, [max_num_seqs, KV blocks]
+    if getattr(builder, "persistent_physical_to_logical", False) is None:
+        blocks = builder.cache_config.num_gpu_blocks
+        if blocks is not None:
+            device = builder.persistent_seq_lens.device
+            builder.persistent_physical_to_logical = torch.empty(seqs, blocks, dtype=torch.long, device=device)

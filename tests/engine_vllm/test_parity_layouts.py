@@ -246,3 +246,29 @@ def test_virtual_batch_splits_queries_into_per_block_sequences():
         vb.metadata_changes(dataclasses.replace(cm, dcp_local_seq_lens=torch.zeros(3)))
     # per step: one sequence per request plus one per block boundary a query can cross
     assert capacity(max_num_seqs=16, max_num_batched_tokens=256, block=4) == 80
+    assert capacity(max_num_seqs=16, max_num_batched_tokens=256, block=None) == 16  # full attention
+
+
+def test_per_sequence_builder_buffers_grow_to_the_step_capacity():
+    from types import SimpleNamespace
+
+    from dllm_backend.vllm_adapter.virtual_batch import fit_sequence_buffers
+
+    # FlexAttention's builder: three buffers of max_num_seqs (+1) rows, one allocated lazily
+    flex = SimpleNamespace(
+        persistent_offset_tensor=torch.zeros(8, dtype=torch.int32), persistent_seq_lens=torch.zeros(8, dtype=torch.int32),
+        persistent_query_start_loc=torch.zeros(9, dtype=torch.int32), persistent_physical_to_logical=None,
+        cache_config=SimpleNamespace(num_gpu_blocks=5),
+    )
+    fit_sequence_buffers(flex, 20)
+    assert [flex.persistent_offset_tensor.shape[0], flex.persistent_seq_lens.shape[0],
+            flex.persistent_query_start_loc.shape[0]] == [20, 20, 21]
+    assert flex.persistent_seq_lens.dtype == torch.int32
+    assert tuple(flex.persistent_physical_to_logical.shape) == (20, 5)
+    # large enough already, or no such buffers: untouched
+    seq_lens = flex.persistent_seq_lens
+    fit_sequence_buffers(flex, 12)
+    assert flex.persistent_seq_lens is seq_lens
+    other = SimpleNamespace(num_heads=3)
+    fit_sequence_buffers(other, 20)
+    assert vars(other) == {"num_heads": 3}
