@@ -74,7 +74,6 @@ Segment = tuple[int, int, int]  # (start, end, attended): queries [start, end) a
 class Layout:
     """Block-causal rules (the base); families differ by overriding a few of them."""
 
-    commit_forward = True  # a finished block's final KV is written by a later forward
     ar_token = False  # the forward that completes a block's KV gives the next committed token
     early_stop = False  # a stop id with no mask before it ends the request mid-block
 
@@ -163,8 +162,6 @@ class FastDllmV2Layout(Layout):
 
 
 class FullCanvasLayout(Layout):
-    commit_forward = False
-
     def span(self, geo: Geometry, committed: int) -> tuple[int, int]:
         # blocks are committed whole from the generation start, so `committed` is a block start
         return committed, min(committed + geo.block, geo.canvas_end)
