@@ -20,13 +20,15 @@ from ..core.policies.base import BlockState, DecodeConfig
 class RequestBlock:
     """One request's block [lo, hi): `tokens` [1, hi - lo] (mask id where undecided),
     `committed` the request's committed tokens when the block started (positions below
-    stay), the policy window [w_lo, w_hi) and its R=1 `state`."""
+    stay), `first_step` the request's policy steps before it (the RNG counter a restart
+    resumes from), the policy window [w_lo, w_hi) and its R=1 `state`."""
 
     lo: int
     hi: int
     tokens: torch.Tensor
     committed: int
     decode: DecodeConfig
+    first_step: int = 0
     w_lo: int = 0
     w_hi: int = 0
     state: BlockState | None = None

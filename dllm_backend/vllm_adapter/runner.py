@@ -20,20 +20,27 @@ between steps; a step's `ParamBatch` is reused while the batch of each window wi
 its requests; everything the host needs back (window tokens, done flags, AR tokens)
 crosses to the host in one transfer (`_to_host`).
 
-Attention: every query the dLLM scheduler builds is non-causal over the paged KV cache.
-Block-causal families: a query only ever covers one block, so attention is exactly
-block-causal. Full attention: a query covers the canvas (or, in dual mode, the block,
-whose attended length is then raised to the canvas end so it sees the stale suffix KV).
-The runner wraps each attention metadata builder's `build` to pass `causal=False` and
-those lengths before the builder derives anything from them (FA3's scheduler metadata,
-FlashInfer's plan), so one batch-wide flag serves CPU_ATTN, FLASH_ATTN, TRITON_ATTN and
-FLEX_ATTENTION.
+Attention: every query the dLLM scheduler builds is non-causal over the paged KV cache,
+and is attended as the layout's segments (`Layout.segments`). Block-causal families: a
+query covering several blocks (the prompt's whole blocks at admission; a chunk or the
+finished block in front of a block's first step) is cut at every block boundary, each
+piece attending its block and the blocks before it: exactly the block-causal mask. Full
+attention: one segment per query (in dual mode attending up to the canvas end, so the
+block sees the stale suffix KV). `_prepare_inputs` turns the step's segments into a
+`VirtualBatch` (one non-causal sequence per segment; None when every request is one
+segment over its own query), and each attention metadata builder's `build` is wrapped
+to pass `causal=False` and the virtual sequences before the builder derives anything
+from them (FA3's scheduler metadata, FlexAttention's block mask), so the same metadata
+serves CPU_ATTN, FLASH_ATTN, TRITON_ATTN and FLEX_ATTENTION (`virtual_batch` says how
+each reads it). Builders whose persistent per-sequence buffers are sized by max_num_seqs
+(FlexAttention) get them enlarged to the most sequences a step can hold.
 
 vLLM internals relied on: `GPUModelRunner._update_states`, `_prepare_inputs` (its return value and
 `query_start_loc`), `execute_model_state` (`ExecuteModelState`), `input_batch`
 (`req_ids`, `num_computed_tokens_cpu`, `num_tokens_no_spec`, `token_ids_cpu`,
-`is_token_ids`), `attn_groups[..].metadata_builders`, `CommonAttentionMetadata.causal` /
-`seq_lens` / `max_seq_len` / `seq_lens_cpu_upper_bound`.
+`is_token_ids`), `attn_groups[..].metadata_builders`, `max_num_reqs` / `max_num_tokens`, the
+`CommonAttentionMetadata` fields `virtual_batch` replaces (pinned in
+tests/engine_vllm/test_vllm_internals.py).
 """
 from __future__ import annotations
 
@@ -48,10 +55,11 @@ from vllm.v1.worker.gpu_model_runner import GPUModelRunner
 from ..core import policies
 from ..core.policies.base import BlockState, StepOutput
 from .block_state import RequestBlock, row, stack, start_window, window_has_masks
-from .layouts import Geometry
+from .layouts import Geometry, Segment
 from .outputs import DllmRunnerOutput
 from .request_options import RequestSettings, settings
 from .serve_spec import ServeSpec
+from .virtual_batch import VirtualBatch, capacity, fit_sequence_buffers
 
 Entry = tuple[str, int, int]  # (req_id, batch index, first logits row)
 
@@ -83,34 +91,28 @@ class DllmRunnerMixin:
         self._steps_done: dict[str, int] = {}  # req -> policy steps so far (the RNG counter)
         self._denoising: list[Entry] = []  # this step: (req_id, batch index, first row)
         self._ar: list[Entry] = []  # this step: (req_id, batch index, row) of AR tokens
-        self._seq_lens: dict[int, int] = {}  # this step: batch index -> attended length (dual mode)
+        # this step's queries as non-causal virtual sequences (None: one per request as they are)
+        self._virtual: VirtualBatch | None = None
         # ((req_id, DecodeConfig), ...) of one width group -> its ParamBatch, kept for the groups
         # of the last step only (a batch composition usually lasts many steps)
         self._params: dict[tuple, policies.ParamBatch] = {}
 
     def initialize_kv_cache(self, kv_cache_config, *args, **kwargs) -> None:
         super().initialize_kv_cache(kv_cache_config, *args, **kwargs)
+        block = self.dllm.block if self.dllm.family.spec.attention == "block_causal" else None
+        seqs = capacity(self.max_num_reqs, self.max_num_tokens, block)
         for groups in self.attn_groups:
             for group in groups:
                 for builder in group.metadata_builders:
+                    fit_sequence_buffers(builder, seqs)
                     builder.build = self._non_causal(builder.build)
 
     def _non_causal(self, build):
         def wrapped(common_prefix_len, common_attn_metadata, *args, **kwargs):
-            cm = common_attn_metadata
             changes: dict = {"causal": False}
-            if self._seq_lens:
-                index = list(self._seq_lens)
-                lengths = list(self._seq_lens.values())
-                seq = cm.seq_lens.clone()  # [num_reqs] on the device
-                seq[index] = torch.tensor(lengths, dtype=seq.dtype).to(seq.device)
-                changes.update(seq_lens=seq, max_seq_len=max(cm.max_seq_len, max(lengths)))
-                bound = cm.seq_lens_cpu_upper_bound
-                if bound is not None:  # host copy some builders plan with (FlashInfer, DCP)
-                    bound = bound.clone()
-                    bound[index] = torch.tensor(lengths, dtype=bound.dtype)
-                    changes["seq_lens_cpu_upper_bound"] = bound
-            return build(common_prefix_len, dataclasses.replace(cm, **changes), *args, **kwargs)
+            if self._virtual is not None:
+                changes.update(self._virtual.metadata_changes(common_attn_metadata))
+            return build(common_prefix_len, dataclasses.replace(common_attn_metadata, **changes), *args, **kwargs)
 
         return wrapped
 
@@ -132,20 +134,20 @@ class DllmRunnerMixin:
         _, spec_meta, max_sampled = super()._prepare_inputs(scheduler_output, num_scheduled_tokens)
         drafts = scheduler_output.scheduled_spec_decode_tokens
         starts = self.query_start_loc.np
-        self._denoising, self._ar, self._seq_lens = [], [], {}
+        self._denoising, self._ar = [], []
         rows: list[int] = []
+        segments: list[list[Segment]] = []  # per batch row: how its query is attended
         for i, req_id in enumerate(self.input_batch.req_ids):
             n = int(num_scheduled_tokens[i])
+            q_lo = int(self.input_batch.num_computed_tokens_cpu[i])
             if n == 0:
+                segments.append([(q_lo, q_lo, q_lo)])
                 continue
             geo = self._request(req_id).geometry
-            q_lo, first = int(self.input_batch.num_computed_tokens_cpu[i]), int(starts[i])
-            committed = int(self.input_batch.num_tokens_no_spec[i])
+            segments.append(self.layout.segments(geo, q_lo, q_lo + n))
+            first, committed = int(starts[i]), int(self.input_batch.num_tokens_no_spec[i])
             if req_id in drafts:
                 block = self._block_of(req_id, i, geo)
-                attended = self.layout.attended(geo, q_lo + n)
-                if attended != q_lo + n:
-                    self._seq_lens[i] = attended
                 sources = self.layout.sources(geo, block.lo, block.w_lo, block.w_hi)
                 if min(sources) < q_lo or max(sources) >= q_lo + n:
                     raise RuntimeError(
@@ -157,6 +159,7 @@ class DllmRunnerMixin:
             elif self.layout.ar_token and q_lo + n == committed and committed % geo.block == 0:
                 self._ar.append((req_id, i, len(rows)))
                 rows.append(first + n - 1)
+        self._virtual = VirtualBatch.from_segments(segments)
         # NOTE: a step without logits rows still computes one (unused) row
         logits_indices = torch.tensor(rows or [0], dtype=torch.long, device=self.device)
         return logits_indices, spec_meta, max_sampled
@@ -167,7 +170,7 @@ class DllmRunnerMixin:
             return super().sample_tokens(grammar_output)
         logits = self.execute_model_state.logits
         self.execute_model_state = None
-        self._seq_lens = {}  # NOTE: used by this step's metadata only, never by a later dummy run
+        self._virtual = None  # NOTE: used by this step's metadata only, never by a later dummy run
         kv_connector_output, self.kv_connector_output = self.kv_connector_output, None
         sampled: list[list[int]] = [[] for _ in self.input_batch.req_ids]
         block_tokens: dict[str, list[int]] = {}
@@ -193,10 +196,15 @@ class DllmRunnerMixin:
         lo, hi = self.layout.span(geo, committed)
         tokens = torch.from_numpy(self.input_batch.token_ids_cpu[i, lo:hi].astype(np.int64))[None]  # [1, B]
         block = self._blocks.get(req_id)
-        if block is not None and block.lo == lo and torch.equal(block.tokens, tokens):
-            return block
+        if block is not None and block.lo == lo:
+            if torch.equal(block.tokens, tokens):
+                return block
+            # NOTE: the scheduler restarted the block (the request was preempted): its steps
+            # are redone with the RNG counters they had, as in the reference
+            self._steps_done[req_id] = block.first_step
         decode = self._request(req_id).decode
-        block = RequestBlock(lo=lo, hi=hi, tokens=tokens, committed=committed, decode=decode)
+        block = RequestBlock(lo=lo, hi=hi, tokens=tokens, committed=committed, decode=decode,
+                             first_step=self._steps_done.get(req_id, 0))
         if not self._next_window(req_id, block, geo, lo):
             raise RuntimeError(f"request {req_id}: block [{lo}, {hi}) was scheduled with nothing to denoise")
         self._blocks[req_id] = block

@@ -2,22 +2,31 @@
 
 Life of a request (`c` = committed tokens = prompt + output; the block, the query of a
 step and the rollback after it come from the family's `layouts.Layout`):
-1. admission / prefill: chunks without drafts, sized by `Layout.chunk` (block-causal:
-   whole blocks, each a non-causal query, so the KV is block-causal; full attention: one
-   token, discarded, because the waiting queue cannot carry drafts).
-2. denoise: once num_computed == the plan's query start, the block's undecided tokens
-   (and, for full attention, the masks up to the query end) become the request's
-   `spec_token_ids`, so the stock scheduler schedules exactly the plan's query, allocates
-   its slots and passes the tokens to the runner, which runs one policy step.
+1. admission: a chunk without drafts (the waiting queue carries none), sized by
+   `Layout.chunk`. Block-causal: every whole block of the prompt that the budget holds,
+   in one forward (one non-causal segment per block, so the KV is block-causal); a
+   prompt shorter than a block is admitted with its tokens, discarded. Full attention:
+   one token, discarded.
+2. denoise: once `Layout.plan` accepts num_computed as the start of a query, the block's
+   undecided tokens (and, for full attention, the masks up to the query end) become
+   the request's `spec_token_ids`, so the stock scheduler schedules exactly the plan's
+   query, allocates its slots and passes the tokens to the runner, which runs one policy
+   step. Block-causal queries may start at an earlier block boundary: whole blocks
+   whose KV is not final yet (the rest of a chunked prompt, a re-prefill after
+   preemption, the block finished last step) ride in front of the block's first step.
+   If the budget cannot hold the whole query, the chunk hook schedules only the whole
+   blocks in front that fit (`Layout.front`), and the block is armed again next step.
    `update_from_output` rolls num_computed back (`Layout.rollback`), so the next step
    rewrites the same KV slots with the updated block.
 3. when the policy finishes the block, the runner returns its new tokens as ordinary
    sampled tokens: the stock code appends them, checks stops (EOS, stop ids, max_tokens)
-   and streams them. Block-causal families then run the block once more with the final
-   tokens (the commit forward, scheduled by stock code because c > num_computed); its
-   last logit gives Fast-dLLM v2's next token. Full attention starts the next block.
+   and streams them. Block-causal families write the finished block's final KV in the
+   next block's first step (step 2). Fast-dLLM v2 cannot: the forward that completes a
+   block's KV gives the next block's first token (its last logit), which that block's
+   steps read, so it runs alone (the commit forward, scheduled by stock code because
+   c > num_computed). Full attention starts the next block.
 
-Each request's model forwards (prefill chunks, denoising steps, commit forwards) are
+Each request's model forwards (chunks without drafts and denoising steps) are
 counted and returned in `kv_transfer_params["dllm"]` (the field the OpenAI server copies
 from the final output into the non-streaming response): `{"nfe", "denoising_steps",
 "tokens_per_forward"}` (output tokens / nfe). Every output of a request carries its counts
@@ -133,8 +142,8 @@ class DllmScheduler(Scheduler):
             return
         committed = request.num_tokens
         tail = self._blocks.get(request.request_id)
-        plan = self.layout.plan(geo, committed, fresh=tail is None)
-        if request.num_computed_tokens != plan.query_start or plan.seq_len > self.max_model_len:
+        plan = self.layout.plan(geo, committed, request.num_computed_tokens, fresh=tail is None)
+        if plan is None or plan.seq_len > self.max_model_len:
             return  # the seq_len guard: only a prompt ending in the last partial block
         if tail is None:
             tail = [self.dllm.mask_id] * (plan.hi - committed)
@@ -147,13 +156,15 @@ class DllmScheduler(Scheduler):
         num_new_local_computed_tokens: int = 0,
         num_external_computed_tokens: int = 0,
     ) -> int:
-        """Clips a chunk: a denoising query is scheduled whole or not at all; other chunks
-        follow the layout."""
+        """Clips a chunk: a denoising query is scheduled whole, or else only the chunk in front
+        of its block that the budget holds (no drafts are then scheduled: the block is armed
+        again next step); other chunks follow the layout."""
         start = request.num_computed_tokens + num_new_local_computed_tokens + num_external_computed_tokens
-        if request.spec_token_ids:
-            needed = request.num_tokens + len(request.spec_token_ids) - start
-            return num_new_tokens if num_new_tokens >= needed else 0
         geo = self._geo.get(request.request_id)
+        if request.spec_token_ids:
+            if num_new_tokens >= request.num_tokens + len(request.spec_token_ids) - start:
+                return num_new_tokens
+            return self.layout.front(geo, start, num_new_tokens, request.num_tokens)
         if geo is None:
             return num_new_tokens
         return self.layout.chunk(geo, start, num_new_tokens, request.num_tokens)

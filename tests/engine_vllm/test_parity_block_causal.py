@@ -1,9 +1,10 @@
 """Block-causal dLLMs besides SDAR (SDAR-MoE, LLaDA2) served by vLLM (CPU) give the reference generator's token ids.
 
-They take SDAR's path (blocks aligned to position 0, the commit forward after every
-block). Per architecture one engine (module-scoped); prompts shorter than a block, of
-exactly one block and with a tail inside a block go in together, and max_tokens is not
-a multiple of the trained block.
+They take SDAR's path (blocks aligned to position 0; a finished block's commit rides in
+the next block's first step). Per architecture one engine (module-scoped); prompts shorter
+than a block, of exactly one block, with a tail inside a block and of several whole blocks
+plus a tail (prefilled in one forward) go in together, and max_tokens is not a multiple of
+the trained block.
 """
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def checkpoint(arch, tmp_path_factory):
 def shape(checkpoint):
     """(prompts, max_tokens) for the checkpoint's trained block B."""
     B = resolve_dir(checkpoint).block_size
-    prompts = [[100], [5, 17, 300], list(range(9, 18)), list(range(7, 7 + B)), list(range(50, 53 + B))]
+    prompts = [[100], [5, 17, 300], list(range(9, 18)), list(range(7, 7 + B)), list(range(50, 53 + B)),
+               list(range(200, 202 + 3 * B))]
     return prompts, B + B // 2 + 1
 
 
@@ -80,6 +82,8 @@ def test_token_ids_equal_reference(llm, checkpoint, shape, name):
     outs = _serve(llm, prompts, [CASES[name]] * len(prompts), max_tokens)
     assert [list(o.outputs[0].token_ids) for o in outs] == [r.token_ids for r in ref]
     assert [o.kv_transfer_params["dllm"]["denoising_steps"] for o in outs] == [r.steps for r in ref]
+    # one admission forward (all whole prompt blocks), then one forward per denoising step
+    assert [o.kv_transfer_params["dllm"]["nfe"] for o in outs] == [1 + r.steps for r in ref]
 
 
 def test_mixed_batch(llm, checkpoint, shape):
@@ -87,6 +91,7 @@ def test_mixed_batch(llm, checkpoint, shape):
     cases = [
         CASES["dynamic"], CASES["fixed"], {"algorithm": "credit", "threshold": 0.001},
         {"algorithm": "threshold", "threshold": 0.001}, {"algorithm": "joint_threshold", "threshold": 0.001},
+        {"algorithm": "low_confidence_dynamic", "threshold": 0.5, "temperature": 0.9, "seed": 5},
     ]
     loaded = load_reference(checkpoint)
     ref = [generate(loaded, GenerationRequest(tuple(p), max_tokens, DecodeConfig(**c))).token_ids

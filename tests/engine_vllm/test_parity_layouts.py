@@ -17,18 +17,63 @@ EOS = (98,)
 
 def test_block_causal_plan_rollback_and_chunks():
     lay, geo = LAYOUTS.get("block_diffusion"), Geometry(prompt_len=7, max_tokens=10, block=4)
-    # committed 7: the block [4, 8) holds the prompt tail 4..6
-    assert lay.plan(geo, 7, fresh=True) == StepPlan(4, 8, 4, 8, 8)
+    # committed 7, KV of [0, 4): the block [4, 8) holds the prompt tail 4..6
+    assert lay.plan(geo, 7, computed=4, fresh=True) == StepPlan(4, 8, 4, 8, 8)
     # after a denoising step KV stays for whole blocks committed before it
     assert lay.rollback(geo, computed=8, committed_before=7, committed=7, fresh=False) == 4
-    # after the commit forward of [4, 8) (committed 8 before it) nothing is rolled back
-    assert lay.rollback(geo, computed=8, committed_before=8, committed=8, fresh=True) == 8
-    # prefill: whole blocks only; the partial tail of a new request goes as it is
-    assert lay.chunk(geo, start=0, num_new_tokens=11, committed=11) == 4
-    assert lay.chunk(geo, start=6, num_new_tokens=1, committed=11) == 0
+    # the block [4, 8) finished (committed 8): its final KV is written by the next block's
+    # first step, whose query starts at 4 (the fold); the rollback after it keeps [0, 8)
+    assert lay.plan(geo, 8, computed=4, fresh=True) == StepPlan(8, 12, 4, 12, 12)
+    assert lay.rollback(geo, computed=12, committed_before=8, committed=8, fresh=False) == 8
+    # a query starts only at a block boundary at or below the block
+    assert lay.plan(geo, 8, computed=6, fresh=True) is None
+    assert lay.plan(geo, 7, computed=8, fresh=True) is None
+    # chunks without drafts: every whole block below the committed block that fits, in one query
+    assert lay.chunk(geo, start=0, num_new_tokens=11, committed=11) == 8
+    assert lay.chunk(geo, start=0, num_new_tokens=7, committed=11) == 4
+    assert lay.chunk(geo, start=4, num_new_tokens=3, committed=11) == 0
+    # the partial tail of a new request goes as it is (rolled back afterwards)
     assert lay.chunk(geo, start=0, num_new_tokens=3, committed=3) == 3
+    # the budget does not hold a folded query [0, 12): the whole blocks in front that fit
+    assert lay.front(geo, start=0, num_new_tokens=10, committed=11) == 8
+    assert lay.front(geo, start=8, num_new_tokens=4, committed=11) == 0
     assert lay.room(geo, max_model_len=30) == 28 - 7
     assert lay.schedule_len(geo, 4, 8) == 4
+
+
+def test_block_causal_segments_are_the_block_causal_mask():
+    lay, geo = LAYOUTS.get("block_diffusion"), Geometry(prompt_len=30, max_tokens=17, block=4)
+    # a one-block query is one segment attending its own end, as before
+    assert lay.segments(geo, 28, 32) == [(28, 32, 32)]
+    # the prompt's whole blocks plus the first block: one segment per block
+    assert lay.segments(geo, 16, 32) == [(16, 20, 20), (20, 24, 24), (24, 28, 28), (28, 32, 32)]
+    # a commit folded into the next block's first step
+    assert lay.segments(geo, 28, 36) == [(28, 32, 32), (32, 36, 36)]
+    # the partial tail of an admission: keys up to its own end only
+    assert lay.segments(geo, 0, 3) == [(0, 3, 3)]
+    assert lay.segments(geo, 0, 6) == [(0, 4, 4), (4, 6, 6)]
+    # the segments of a query, expanded, are exactly the reference's block-causal mask
+    from dllm_backend.core.reference.generators._block_common import block_causal_mask
+
+    q_lo, q_hi = 8, 20
+    mask = torch.zeros(q_hi - q_lo, q_hi, dtype=torch.bool)
+    for s, e, attended in lay.segments(geo, q_lo, q_hi):
+        mask[s - q_lo : e - q_lo, :attended] = True
+    assert torch.equal(mask[None], block_causal_mask(q_lo, q_hi, q_hi, 4, torch.device("cpu")))
+
+
+def test_fast_dllm_folds_only_before_a_block_holding_its_first_token():
+    lay = LAYOUTS.get("fast_dllm_v2")
+    geo = Geometry(prompt_len=70, max_tokens=41, block=32, sub_block=8)
+    # prompt 70 ends inside the block [64, 96): the chunk [32, 64) folds into its first step
+    assert lay.plan(geo, 70, computed=32, fresh=True) == StepPlan(64, 96, 32, 96, 96)
+    # committed 96 = a block start: the block's first token is the AR token of the forward
+    # that completes [0, 96), which must run alone (no query may be armed)
+    assert lay.plan(geo, 96, computed=64, fresh=True) is None
+    assert lay.chunk(geo, start=64, num_new_tokens=32, committed=96) == 32
+    # after it, the AR token is committed (97) and the block's query starts at 96
+    assert lay.plan(geo, 97, computed=96, fresh=True) == StepPlan(96, 128, 96, 128, 128)
+    assert lay.segments(geo, 32, 96) == [(32, 64, 64), (64, 96, 96)]
 
 
 def test_full_canvas_plans_per_cache_mode():
@@ -38,12 +83,15 @@ def test_full_canvas_plans_per_cache_mode():
     dual = Geometry(prompt_len=5, max_tokens=10, block=4, cache_mode="dual", shift=True)
     # every mode's first step of a block is the whole prompt + canvas
     for geo in (exact, prefix, dual):
-        assert lay.plan(geo, 5, fresh=True) == StepPlan(5, 9, 0, 15, 15)
-    assert lay.plan(exact, 9, fresh=False) == StepPlan(9, 13, 0, 15, 15)
+        assert lay.plan(geo, 5, computed=0, fresh=True) == StepPlan(5, 9, 0, 15, 15)
+        assert lay.plan(geo, 5, computed=4, fresh=True) is None  # only from the query start
+    assert lay.plan(exact, 9, computed=0, fresh=False) == StepPlan(9, 13, 0, 15, 15)
     # shifted logits: the window starts one position before the block
-    assert lay.plan(prefix, 9, fresh=False) == StepPlan(9, 13, 8, 15, 15)
-    assert lay.plan(dual, 9, fresh=False) == StepPlan(9, 13, 8, 13, 15)
-    assert lay.attended(dual, 13) == 15 and lay.attended(prefix, 15) == 15
+    assert lay.plan(prefix, 9, computed=8, fresh=False) == StepPlan(9, 13, 8, 15, 15)
+    assert lay.plan(dual, 9, computed=8, fresh=False) == StepPlan(9, 13, 8, 13, 15)
+    # one segment per query; dual mode attends the whole canvas's KV
+    assert lay.segments(dual, 8, 13) == [(8, 13, 15)] and lay.segments(prefix, 8, 15) == [(8, 15, 15)]
+    assert lay.segments(exact, 0, 15) == [(0, 15, 15)]
     # the last block is short: 10 = 4 + 4 + 2
     assert lay.span(dual, 13) == (13, 15)
     # Dream reads position p from the row of p - 1; LLaDA from its own
@@ -53,7 +101,8 @@ def test_full_canvas_plans_per_cache_mode():
     assert lay.rollback(prefix, computed=15, committed_before=5, committed=9, fresh=True) == 0
     assert lay.rollback(prefix, computed=15, committed_before=5, committed=5, fresh=False) == 4
     assert lay.chunk(exact, start=0, num_new_tokens=5, committed=5) == 1
-    assert lay.schedule_len(exact, 5, 9) is None and not lay.commit_forward
+    assert lay.front(exact, start=0, num_new_tokens=5, committed=5) == 0
+    assert lay.schedule_len(exact, 5, 9) is None
 
 
 def test_fast_dllm_windows_and_shift_inside_the_block():
@@ -146,3 +195,80 @@ def test_serve_spec_budget_and_server_default_mode(tmp_path):
     spec.check_token_budget(256, 256)
     with pytest.raises(ValueError, match="max_num_batched_tokens 255"):
         spec.check_token_budget(255, 256)
+
+
+def test_virtual_batch_splits_queries_into_per_block_sequences():
+    import dataclasses
+
+    import numpy as np
+
+    from dllm_backend.vllm_adapter.virtual_batch import VirtualBatch, capacity
+
+    lay = LAYOUTS.get("block_diffusion")
+    geo = Geometry(prompt_len=30, max_tokens=17, block=4)
+    # nothing to split: one segment per request attending its own query end
+    assert VirtualBatch.from_segments([lay.segments(geo, 28, 32), [(0, 5, 5)]]) is None
+    # row 0: a commit folded into a step; row 1: a full-attention query in dual mode; row 2: as is
+    vb = VirtualBatch.from_segments([lay.segments(geo, 24, 32), [(8, 13, 15)], [(0, 3, 3)]])
+    assert vb.req.tolist() == [0, 0, 1, 2]
+    assert vb.query_start_loc.tolist() == [0, 4, 8, 13, 16]
+    assert vb.seq_lens.tolist() == [28, 32, 15, 3]
+
+    @dataclasses.dataclass
+    class Metadata:  # the CommonAttentionMetadata fields the split reads (per request: 3 rows)
+        query_start_loc: torch.Tensor
+        query_start_loc_cpu: torch.Tensor
+        seq_lens: torch.Tensor
+        num_reqs: int
+        max_query_len: int
+        max_seq_len: int
+        block_table_tensor: torch.Tensor
+        seq_lens_cpu_upper_bound: torch.Tensor | None
+        is_prefilling: torch.Tensor | None
+        req_idx: np.ndarray | None = None
+        dcp_local_seq_lens: torch.Tensor | None = None
+
+    qsl = torch.tensor([0, 8, 13, 16], dtype=torch.int32)
+    cm = Metadata(qsl, qsl, torch.tensor([32, 13, 3], dtype=torch.int32), 3, 8, 32,
+                  torch.tensor([[7, 0], [5, 6], [9, 0]], dtype=torch.int32),
+                  torch.tensor([32, 13, 3], dtype=torch.int32), torch.tensor([False, True, True]),
+                  req_idx=np.array([4, 1, 2]))
+    out = dataclasses.replace(cm, **{k: v for k, v in vb.metadata_changes(cm).items() if not k.startswith("_")})
+    assert out.num_reqs == 4 and out.max_query_len == 5 and out.max_seq_len == 32
+    assert out.query_start_loc.tolist() == out.query_start_loc_cpu.tolist() == [0, 4, 8, 13, 16]
+    assert out.seq_lens.tolist() == out.seq_lens_cpu_upper_bound.tolist() == [28, 32, 15, 3]
+    assert out.block_table_tensor.tolist() == [[7, 0], [7, 0], [5, 6], [9, 0]]
+    assert out.is_prefilling.tolist() == [False, False, True, True] and out.req_idx.tolist() == [4, 4, 1, 2]
+    # a field the split cannot carry is refused by name
+    import pytest
+
+    with pytest.raises(ValueError, match="dcp_local_seq_lens"):
+        vb.metadata_changes(dataclasses.replace(cm, dcp_local_seq_lens=torch.zeros(3)))
+    # per step: one sequence per request plus one per block boundary a query can cross
+    assert capacity(max_num_seqs=16, max_num_batched_tokens=256, block=4) == 80
+    assert capacity(max_num_seqs=16, max_num_batched_tokens=256, block=None) == 16  # full attention
+
+
+def test_per_sequence_builder_buffers_grow_to_the_step_capacity():
+    from types import SimpleNamespace
+
+    from dllm_backend.vllm_adapter.virtual_batch import fit_sequence_buffers
+
+    # FlexAttention's builder: three buffers of max_num_seqs (+1) rows, one allocated lazily
+    flex = SimpleNamespace(
+        persistent_offset_tensor=torch.zeros(8, dtype=torch.int32), persistent_seq_lens=torch.zeros(8, dtype=torch.int32),
+        persistent_query_start_loc=torch.zeros(9, dtype=torch.int32), persistent_physical_to_logical=None,
+        cache_config=SimpleNamespace(num_gpu_blocks=5),
+    )
+    fit_sequence_buffers(flex, 20)
+    assert [flex.persistent_offset_tensor.shape[0], flex.persistent_seq_lens.shape[0],
+            flex.persistent_query_start_loc.shape[0]] == [20, 20, 21]
+    assert flex.persistent_seq_lens.dtype == torch.int32
+    assert tuple(flex.persistent_physical_to_logical.shape) == (20, 5)
+    # large enough already, or no such buffers: untouched
+    seq_lens = flex.persistent_seq_lens
+    fit_sequence_buffers(flex, 12)
+    assert flex.persistent_seq_lens is seq_lens
+    other = SimpleNamespace(num_heads=3)
+    fit_sequence_buffers(other, 20)
+    assert vars(other) == {"num_heads": 3}

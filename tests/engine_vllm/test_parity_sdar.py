@@ -1,8 +1,9 @@
 """SDAR served by vLLM (CPU) through the dllm_backend plugin gives the reference generator's token ids.
 
 One engine for the module (start-up is ~30-40 s on 2 cores). Prompts of different
-lengths (shorter than a block, a whole block, prompt tails inside a block) are submitted
-together, so prefill, denoising and commit steps of different requests share batches.
+lengths (shorter than a block, one and four whole blocks, prompt tails inside a block) are
+submitted together, so admissions, denoising steps and folded commits of different
+requests share batches.
 """
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ from dllm_backend.core.tiny import make_tiny  # noqa: E402
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 ARCH = "SDARForCausalLM"
-# lengths 1, 3, 4 (= one block), 7, 11: tails of 1, 3, 0, 3, 3 prompt tokens in the first block
-PROMPTS = [[100], [5, 17, 300], [9, 8, 7, 6], [40, 41, 42, 43, 44, 45, 46], list(range(7, 18))]
+# lengths 1, 3, 4 (= one block), 7, 11, 16 (= four blocks): tails of 1, 3, 0, 3, 3, 0 prompt
+# tokens in the first block
+PROMPTS = [[100], [5, 17, 300], [9, 8, 7, 6], [40, 41, 42, 43, 44, 45, 46], list(range(7, 18)), list(range(600, 616))]
 MAX_TOKENS = 10  # not a multiple of the block (4): the last block is cut at max_tokens
 ALGORITHMS = {
     # a low threshold commits several positions per step on random weights
@@ -85,6 +87,7 @@ MIXED = [
     {"algorithm": "low_confidence", "steps": 2},
     {"algorithm": "threshold", "threshold": 0.001},
     {"algorithm": "low_confidence_dynamic", "threshold": 0.5, "temperature": 0.9, "seed": 5},
+    {"algorithm": "factor", "factor": 1.0},
 ]
 
 
@@ -119,7 +122,7 @@ def test_sampling_is_deterministic_per_request_and_batch_independent(llm, checkp
     ).token_ids
     assert ref != greedy  # the temperature changes the result, so the seed is what is compared
     alone = _serve_each(llm, [PROMPTS[3]], [knobs])
-    batched = _serve_each(llm, PROMPTS, [MIXED[0], MIXED[1], MIXED[2], knobs, MIXED[3]])
+    batched = _serve_each(llm, PROMPTS, [MIXED[0], MIXED[1], MIXED[2], knobs, MIXED[3], MIXED[5]])
     assert list(alone[0].outputs[0].token_ids) == ref
     assert list(batched[3].outputs[0].token_ids) == ref
 
@@ -128,15 +131,14 @@ def test_nfe_and_steps_are_reported_per_request(llm, checkpoint):
     knobs = ALGORITHMS["low_confidence_dynamic"]
     ref = _reference(checkpoint, knobs)
     outs = _serve_each(llm, PROMPTS, [knobs] * len(PROMPTS))
-    B = 4
-    for prompt, o, r in zip(PROMPTS, outs, ref):
+    for o, r in zip(outs, ref):
         stats = o.kv_transfer_params["dllm"]
         assert stats["denoising_steps"] == r.steps
-        L, n = len(prompt), len(o.outputs[0].token_ids)
-        blocks = -(-(L + n) // B) - L // B
-        # prompt chunks (each whole prompt block; a prompt shorter than a block is admitted
-        # with one chunk, discarded) + steps + the commit of every block but the last
-        assert stats["nfe"] == max(L // B, 1) + r.steps + blocks - 1
+        # the admission (every whole prompt block in one forward; a prompt shorter than a
+        # block is admitted with one chunk, discarded), then one forward per step: each
+        # finished block's commit rides in the next block's first step
+        assert stats["nfe"] == 1 + r.steps
+        n = len(o.outputs[0].token_ids)
         assert stats["tokens_per_forward"] == pytest.approx(n / stats["nfe"], abs=1e-12)
 
 

@@ -49,6 +49,21 @@ def test_attention_metadata_still_has_a_causal_flag() -> None:
     assert "causal" in fields
     # dual cache mode raises a request's seq_lens; the host upper bound must follow
     assert "seq_lens_cpu_upper_bound" in fields
+    # block-causal segments replace the per-request fields (virtual_batch.metadata_changes)
+    # and must know every per-request field a builder may read
+    from dllm_backend.vllm_adapter import virtual_batch
+
+    split = {"query_start_loc", "query_start_loc_cpu", "seq_lens", "num_reqs", "max_query_len", "max_seq_len",
+             "block_table_tensor", "req_idx", "seq_lens_cpu_upper_bound", "_num_computed_tokens_cache",
+             "_token_to_req_indices_cache"}
+    handled = split | set(virtual_batch._PER_REQUEST) | set(virtual_batch._UNSUPPORTED)
+    assert handled <= fields
+    # per token or batch-wide; or host copies set only together with a refused field
+    unaffected = {"num_actual_tokens", "slot_mapping", "causal", "positions", "num_logits_indices",
+                  "max_logits_per_req", "encoder_seq_lens_cpu",
+                  "dcp_local_seq_lens_cpu_upper_bound"}
+    # a new field appears here first: decide whether a split must repeat it per segment
+    assert fields - handled - unaffected == set()
 
 
 def test_scheduler_switches_the_adapter_sets_still_exist() -> None:
