@@ -36,12 +36,10 @@ def _mix(x):
 
 @triton.jit
 def _gumbel_argmax_kernel(
-    x_ptr, keys_ptr, sample_ptr, best_ptr, best_id_ptr, V, SPAN, mask_id,
+    x_ptr, keys_ptr, sample_ptr, out_ptr, V, mask_id,
     FP64: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    """Program (row, part): the best of ids [part * SPAN, (part + 1) * SPAN) into best / best_id."""
     row = tl.program_id(0)
-    part = tl.program_id(1)
     key = tl.load(keys_ptr + row).to(tl.uint32)
     sample = tl.load(sample_ptr + row) != 0
     offs = tl.arange(0, BLOCK)
@@ -49,17 +47,16 @@ def _gumbel_argmax_kernel(
     # NOTE: each lane keeps its own running maximum (a lane sees increasing ids, so a strict
     # > keeps its first); one reduction at the end instead of one per chunk
     best = tl.full((BLOCK,), float("-inf"), tl.float64)
-    lo = part * SPAN
-    best_id = tl.zeros((BLOCK,), tl.int32) + lo
+    best_id = tl.zeros((BLOCK,), tl.int32)
     base = x_ptr + row.to(tl.int64) * V
-    for start in range(lo, tl.minimum(lo + SPAN, V), BLOCK):
+    for start in range(0, V, BLOCK):
         ids = start + offs
-        inside = ids < tl.minimum(lo + SPAN, V)
+        inside = ids < V
         x = tl.load(base + ids, mask=inside, other=float("-inf"))
         # rng.token_uniform_from_keys: vocab hash, xor with the position key, two mixes
         vh = _mix((ids * 2 + 1).to(tl.uint32))
         h = _mix(_mix(key ^ vh) + golden)
-        u = (h.to(tl.float64) + 0.5) * 2.3283064365386963e-10  # / 2**32, exact
+        u = (h.to(tl.float64) + 0.5) / 4294967296.0
         g = -tl.log(-tl.log(u))
         if FP64:
             noisy = x.to(tl.float64) + g
@@ -71,62 +68,22 @@ def _gumbel_argmax_kernel(
         best = tl.where(take, val, best)
         best_id = tl.where(take, ids, best_id)
     top = tl.max(best, axis=0)
-    # the first id among the lanes holding the maximum (all -inf: the part's first id)
+    # the first id among the lanes holding the maximum (all -inf: id 0, as torch.argmax)
     first = tl.min(tl.where(best == top, best_id, 2147483647), axis=0)
-    parts = tl.num_programs(1)
-    tl.store(best_ptr + row * parts + part, top)
-    tl.store(best_id_ptr + row * parts + part, first.to(tl.int64))
+    tl.store(out_ptr + row, first.to(tl.int64))
 
 
 def gumbel_argmax(x: torch.Tensor, keys: torch.Tensor, sample: torch.Tensor, mask_id: int, fp64: bool) -> torch.Tensor:
     """x [N, V] float32, keys [N] int64 (< 2**32), sample [N] bool -> [N] int64."""
     x = x.contiguous()
     n, vocab = x.shape
-    if n == 0:
-        return torch.empty(0, dtype=torch.int64, device=x.device)
-    # NOTE: enough programs to fill the GPU (a row alone is a long dependent chain of fp64
-    # logs); the parts of a row are ordered, so the first part holding the maximum has its
-    # first id (torch.max returns the first maximum)
-    parts = max(1, min(32, -(-4096 // n), -(-vocab // (4 * _BLOCK))))
-    span = -(-vocab // (parts * _BLOCK)) * _BLOCK
-    best = torch.empty((n, parts), dtype=torch.float64, device=x.device)
-    best_id = torch.empty((n, parts), dtype=torch.int64, device=x.device)
-    _gumbel_argmax_kernel[(n, parts)](
-        x, keys.contiguous(), sample.to(torch.int8).contiguous(), best, best_id, vocab, span, mask_id,
-        FP64=fp64, BLOCK=_BLOCK,
-    )
-    return best_id.gather(1, best.argmax(dim=1, keepdim=True)).squeeze(1)
-
-
-@triton.jit
-def _chunk_topk_kernel(x_ptr, val_ptr, id_ptr, V, K: tl.constexpr, CHUNK: tl.constexpr):
-    """Program (row, chunk): the chunk's K largest values, best first, ties to the lower id;
-    missing ones (a short last chunk) are -inf with id V."""
-    row = tl.program_id(0)
-    chunk = tl.program_id(1)
-    ids = chunk * CHUNK + tl.arange(0, CHUNK)
-    v = tl.load(x_ptr + row.to(tl.int64) * V + ids, mask=ids < V, other=float("-inf"))
-    out = (row.to(tl.int64) * tl.num_programs(1) + chunk) * K
-    valid = ids < V
-    for k in range(K):
-        m = tl.max(tl.where(valid, v, float("-inf")), axis=0)
-        pick = tl.min(tl.where(valid & (v == m), ids, 2147483647), axis=0)
-        none = pick == 2147483647
-        tl.store(val_ptr + out + k, tl.where(none, float("-inf"), m))
-        tl.store(id_ptr + out + k, tl.where(none, V, pick).to(tl.int64))
-        valid = valid & (ids != pick)
-
-
-def chunk_topk(x: torch.Tensor, k: int, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """x [N, V] float32 -> values, ids [N, ceil(V / chunk), k]: each chunk's k best, sorted."""
-    x = x.contiguous()
-    n, vocab = x.shape
-    chunks = -(-vocab // chunk)
-    values = torch.empty((n, chunks, k), dtype=torch.float32, device=x.device)
-    ids = torch.empty((n, chunks, k), dtype=torch.int64, device=x.device)
+    out = torch.empty(n, dtype=torch.int64, device=x.device)
     if n:
-        _chunk_topk_kernel[(n, chunks)](x, values, ids, vocab, K=k, CHUNK=chunk)
-    return values, ids
+        _gumbel_argmax_kernel[(n,)](
+            x, keys.contiguous(), sample.to(torch.int8).contiguous(), out, vocab, mask_id,
+            FP64=fp64, BLOCK=_BLOCK,
+        )
+    return out
 
 
 @triton.jit

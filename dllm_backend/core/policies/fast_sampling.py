@@ -4,15 +4,16 @@
 computes the same results with less memory traffic where Triton runs (CUDA by default):
 
 - top-p / top-k: each row's vocabulary is cut into chunks of `CHUNK` ids and the `PER_CHUNK`
-  largest of each chunk are kept as candidates (a Triton kernel, one program per chunk). Every value above `floor` = the largest of the chunks' PER_CHUNK-th
+  largest of each chunk are kept as candidates (one batched `topk` over short slices, plus the
+  short tail chunk whole). Every value above `floor` = the largest of the chunks' PER_CHUNK-th
   values is then a candidate, so the candidates sorted (value descending, id ascending: the
   torch path's stable order) are the row's exact ranking down to `floor`. The nucleus is read
   from their cumulative probability (softmax over the *whole* row through its logsumexp); a
   row whose nucleus closes above `floor` is exact. Only rows whose nucleus is wider (flat
   distributions) go through `nucleus_cutoff`, a Triton kernel that finds their cut by
   bisection over the float order with one pass over the row per bit; every other row exits at
-  once. A top_k up to CHUNK reads its k-th value from the candidates (then taken top_k deep
-  per chunk); a larger one uses `torch.topk`. No step reads device data on the host.
+  once. top_k <= PER_CHUNK reads its k-th value from the candidates; a larger top_k uses
+  `torch.topk`. No step reads device data on the host.
 - Gumbel-max: `gumbel_argmax` hashes (position key, vocab id) -> uniform -> Gumbel noise and
   takes the running argmax in one pass over the logits, never materialising the [R, B, V]
   noise the torch path builds with dozens of int64 passes.
@@ -114,20 +115,28 @@ def sort_key(values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return (ordered << 32) | (0xFFFFFFFF - ids)
 
 
-def candidates(scaled: torch.Tensor, per_chunk: int = PER_CHUNK) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def candidates(scaled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """[R, B, V] -> values [R, B, M] (ranked), their ids [R, B, M], floor [R, B]: every value
-    above floor is among the candidates, and so is each row's top `per_chunk` (<= CHUNK).
-    A short last chunk pads with (-inf, id V), which rank last and never raise the floor."""
+    above floor is among the candidates (-inf when all ids are candidates)."""
     rows, width, vocab = scaled.shape
-    per_chunk = min(per_chunk, CHUNK)
-    v, i = _kernels().chunk_topk(scaled.reshape(rows * width, vocab), per_chunk, CHUNK)  # [N, C, k]
     full = vocab // CHUNK
-    # only whole chunks can hide values below their k-th one
-    floor = v[:, :full, -1].amax(dim=-1) if full else torch.full((rows * width,), _NEG_INF, device=scaled.device)
-    values, ids = v.flatten(1), i.flatten(1)
+    parts_v, parts_i = [], []
+    floor = torch.full((rows, width), _NEG_INF, device=scaled.device)
+    if full:
+        # NOTE: a view, no copy: the sliced last dim splits into [full, CHUNK] rows
+        chunks = scaled[..., : full * CHUNK].view(rows, width, full, CHUNK)
+        v, i = chunks.topk(PER_CHUNK, dim=-1)  # [R, B, full, PER_CHUNK], sorted
+        i = i + torch.arange(0, full * CHUNK, CHUNK, device=scaled.device)[:, None]
+        floor = v[..., -1].amax(dim=-1)
+        parts_v.append(v.flatten(2))
+        parts_i.append(i.flatten(2))
+    if vocab > full * CHUNK:
+        tail = scaled[..., full * CHUNK :]
+        parts_v.append(tail)
+        parts_i.append(torch.arange(full * CHUNK, vocab, device=scaled.device).expand(rows, width, -1))
+    values, ids = torch.cat(parts_v, dim=-1), torch.cat(parts_i, dim=-1)
     order = sort_key(values, ids).argsort(dim=-1, descending=True)
-    shape = (rows, width, -1)
-    return values.gather(-1, order).view(shape), ids.gather(-1, order).view(shape), floor.view(rows, width)
+    return values.gather(-1, order), ids.gather(-1, order), floor
 
 
 def _nucleus_cut(
@@ -157,17 +166,15 @@ def filter_logits(scaled: torch.Tensor, params: ParamBatch) -> torch.Tensor:
     """Same as the torch path of `sampling.filter_logits` (see the module docstring)."""
     vocab = scaled.shape[-1]
     values = ids = None
-    # NOTE: a top_k up to CHUNK is read from the candidates, taken that deep per chunk
-    per_chunk = max(PER_CHUNK, min(params.max_top_k, CHUNK))
-    if params.any_top_p or 0 < params.max_top_k <= CHUNK:
-        values, ids, floor = candidates(scaled, per_chunk)
+    if params.any_top_p or 0 < params.max_top_k <= PER_CHUNK:
+        values, ids, floor = candidates(scaled)
     keep = torch.ones_like(scaled, dtype=torch.bool)
     if params.any_top_p:
         cut, cut_id = _nucleus_cut(scaled, values, ids, floor, params.top_p)
         arange = torch.arange(vocab, device=scaled.device)
         keep = (scaled > cut[..., None]) | ((scaled == cut[..., None]) & (arange <= cut_id[..., None]))
     if params.max_top_k > 0:
-        ranked = values if params.max_top_k <= CHUNK else torch.topk(scaled, min(params.max_top_k, vocab)).values
+        ranked = values if params.max_top_k <= PER_CHUNK else torch.topk(scaled, min(params.max_top_k, vocab)).values
         k = params.top_k.clamp(max=min(vocab, ranked.shape[-1]))  # [R]
         idx = (k - 1).clamp(min=0)[:, None, None].expand(*scaled.shape[:2], 1)
         kth = ranked.gather(-1, idx).masked_fill((k == 0)[:, None, None], _NEG_INF)  # [R, B, 1]
