@@ -20,8 +20,9 @@ HELDOUT = load_examples(ROOT / "heldout.jsonl")
 
 # checkpoint -> (decoding, tasks it gets right on all 256 held-out examples)
 CASES = {
-    "llada-tiny-digits": (SweepPoint("low_confidence"), ("copy",)),
+    "llada-tiny-digits": (SweepPoint("low_confidence"), ("copy", "reverse", "parity")),
     "sdar-tiny-digits": (SweepPoint("low_confidence"), ("copy", "reverse")),
+    "sdar16-tiny-digits": (SweepPoint("low_confidence"), ("copy", "reverse", "parity")),
     "qwen3-ar-tiny-digits": (SweepPoint("greedy"), ("copy", "parity")),
 }
 
